@@ -1,0 +1,138 @@
+// Vmemmap: the vmemmap window — a real reserved host address range in which the 64-byte page
+// descriptors live — its population with base-page or huge (PMD) mappings, altmap backing and
+// partial depopulation (Linux 6.1 mm/sparse-vmemmap.c and the x86-64/arm64 vmemmap_populate()).
+// Writers (populate/depopulate) are serialised by the caller (the machine's hotplug lock); the
+// reader paths (pfn_to_page, descriptor_mapped, read_page) are lock-free.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "sparsemem/arch.h"
+#include "sparsemem/behaviour.h"
+#include "sparsemem/invariant.h"
+#include "sparsemem/klog.h"
+#include "sparsemem/page.h"
+#include "sparsemem/result.h"
+#include "sparsemem/units.h"
+
+namespace sparsemem {
+
+// struct vmem_altmap (spec §2.8): device pfns that back the memmap of the device's own range.
+//   [base_pfn, base_pfn + reserve)                 reserved for the driver (info block)
+//   [base_pfn + reserve, + free)                   may back the memmap, handed out by alloc()
+// INV-ALTMAP-1: alloc + align <= free.
+struct VmemAltmap {
+  Pfn base_pfn;
+  Pfn end_pfn;
+  NrPages reserve;
+  NrPages free;
+  NrPages align;
+  NrPages alloc;
+
+  // vmem_altmap_offset(): pfns from base whose struct pages are not device data pages.
+  NrPages offset() const { return reserve + free; }
+  // altmap_alloc_block_buf(): n pages aligned to the lowest set bit of n; -ENOMEM when exhausted.
+  // Returns the first backing pfn.
+  Result<Pfn> alloc_pages(NrPages n);
+  // vmem_altmap_free().
+  void free_pages(NrPages n);
+};
+
+// Where the memory behind a vmemmap mapping came from.
+enum class VmemmapOrigin : uint8_t {
+  Boot,    // sparse_init's boot buffer (memblock)
+  Buddy,   // the page allocator at hotplug time
+  Altmap,  // the device's own pfns (vmem_altmap) or memmap_on_memory's first pages
+  Shared,  // a de-duplicated compound tail page mapped more than once (devmem, spec §4.14)
+};
+const char* origin_name(VmemmapOrigin o);
+
+// How the vmemmap page holding a descriptor is mapped.
+enum class VmemmapMapKind : uint8_t { None, Base, Huge };
+
+struct VmemmapConfig {
+  bool cpu_has_pse = true;  // x86: PSE => 2 MiB vmemmap mappings; without it base pages only
+  Pfn memstart_pfn{0};      // arm64: PHYS_OFFSET >> PAGE_SHIFT (the window starts at this pfn)
+};
+
+struct VmemmapStats {
+  uint64_t base_pages = 0;  // base (PAGE_SIZE) vmemmap mappings
+  uint64_t huge_pmds = 0;   // huge (PMD) vmemmap mappings
+  uint64_t bytes_by_origin[4] = {};  // indexed by VmemmapOrigin
+  uint64_t bytes_mapped() const {
+    return bytes_by_origin[0] + bytes_by_origin[1] + bytes_by_origin[2] + bytes_by_origin[3];
+  }
+};
+
+class Vmemmap {
+ public:
+  // Reserves no host memory up front; host address space is reserved lazily per 1 GiB of window.
+  Vmemmap(const ArchProfile& arch, const Behaviour& behaviour, KernelLog& log, VmemmapConfig config);
+  ~Vmemmap();
+  Vmemmap(const Vmemmap&) = delete;
+  Vmemmap& operator=(const Vmemmap&) = delete;
+
+  const ArchProfile& arch() const { return m_arch; }
+  const VmemmapConfig& config() const { return m_config; }
+
+  // Kernel address of pfn's struct page: start + (pfn - memstart_pfn) * 64, modulo 2^64 — arm64
+  // pfns below memstart or far above the linear map wrap exactly as seed 003 describes.
+  VmemmapAddr page_addr(Pfn pfn) const;
+  // Is every descriptor of [start, start+n) inside [VMEMMAP_START, VMEMMAP_END)?
+  bool in_window(Pfn start, NrPages n) const;
+
+  // __populate_section_memmap() -> vmemmap_populate() for [start, start+n) (spec §4.2):
+  // Requires: start and n subsection aligned, [start, start+n) inside one section.
+  // Return: -ENOMEM when the altmap is exhausted, when x86 has no PSE and an altmap is given
+  // ("vmemmap_populate: no cpu support for altmap allocations"), or when the window cannot hold
+  // the range and the behaviour makes that an error (-ERANGE, seed 003 hard-error).
+  // `ram_origin` says where non-altmap backing comes from (Boot during sparse_init, else Buddy).
+  // Existing mappings are kept and shared; a failed call leaves every mapping it created removed.
+  Result<void> populate(Pfn start, NrPages n, VmemAltmap* altmap, VmemmapOrigin ram_origin);
+
+  // vmemmap_free() for [start, start+n) (spec §4.2): x86 frees fully covered huge PMDs and fills
+  // partly covered ones with 0xFD (PAGE_UNUSED), freeing them once all 2 MiB read 0xFD; base
+  // pages are unmapped whole even when only partly covered; arm64 frees every page and block touched.
+  void depopulate(Pfn start, NrPages n, VmemAltmap* altmap);
+
+  // -- lock-free readers --
+  // pfn_to_page(): the host address of pfn's descriptor. Touching it when its vmemmap page is
+  // not mapped faults for real (SIGSEGV), as the kernel's access did in seed 004.
+  // Lifetime: valid while the caller keeps the range populated (holds the hotplug lock, an
+  // online-memory reference, or a pagemap reference).
+  Page* pfn_to_page(Pfn pfn) const;
+  Pfn page_to_pfn(const Page* page) const;
+  // Is the vmemmap page holding pfn's descriptor mapped?
+  bool descriptor_mapped(Pfn pfn) const;
+  // Checked read: a copy of the descriptor, or -EFAULT carrying the oops text the kernel prints
+  // ("BUG: unable to handle page fault for address: ...").
+  Result<Page> read_page(Pfn pfn) const;
+  // Checked write access for the model's own initialisation routines; -EFAULT when unmapped.
+  Result<Page*> writable_page(Pfn pfn);
+
+  VmemmapMapKind mapping_of(Pfn pfn) const;
+  VmemmapOrigin origin_of(Pfn pfn) const;  // meaningful only when mapped
+  VmemmapStats stats() const;
+  // Host address of pfn's descriptor, for mincore() residency tests and the map view.
+  const void* host_address(Pfn pfn) const;
+
+  // INV-VMEMMAP-1: a Huge mapping covers one whole, PMD-aligned window block.
+  // INV-VMEMMAP-2: stats counters equal a recount of the mapping table.
+  // INV-VMEMMAP-3: host protection matches the table (mapped <=> accessible) for sampled pages.
+  void check_invariants(InvariantReport& report) const;
+
+ private:
+  struct Impl;
+  const ArchProfile& m_arch;
+  const Behaviour& m_behaviour;
+  KernelLog& m_log;
+  VmemmapConfig m_config;
+  std::unique_ptr<Impl> m_impl;
+};
+
+}  // namespace sparsemem
