@@ -1,0 +1,17 @@
+// Subcommands of the sparsemem CLI: each cmd_<name>.cc defines register_<name>(), which adds its
+// subcommand to the app and sets its callback; main.cc lists them. Uses only public headers.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace sparsemem::cli {
+
+// Exit statuses shared by all subcommands.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitMismatch = 1;  // the command ran and found a difference
+inline constexpr int kExitBadInput = 2;  // unreadable or malformed input, usage errors
+
+void register_diff(CLI::App& app);   // sparsemem diff EXPECTED ACTUAL [--verbose]
+void register_parse(CLI::App& app);  // sparsemem parse SCENARIO
+
+}  // namespace sparsemem::cli

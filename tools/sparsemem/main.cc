@@ -1,0 +1,32 @@
+// sparsemem command line: builds the CLI11 app from the subcommand list below and maps outcomes to
+// exit statuses (0 ok, 1 difference found, 2 bad input). A new subcommand adds one line to kCommands.
+#include <cstdio>
+
+#include "commands.h"
+
+namespace {
+
+using Register = void (*)(CLI::App&);
+// One entry per cmd_<name>.cc.
+constexpr Register kCommands[] = {
+    sparsemem::cli::register_diff,
+    sparsemem::cli::register_parse,
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sparsemem: Linux 6.1's sparse memory model, memory hotplug and ZONE_DEVICE, simulated"};
+  app.require_subcommand(1);
+  for (const Register reg : kCommands) reg(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    // Subcommands report their status by throwing RuntimeError(status) from the callback.
+    return e.get_exit_code();
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints help or the usage error
+    return code == 0 ? sparsemem::cli::kExitOk : sparsemem::cli::kExitBadInput;
+  }
+  return sparsemem::cli::kExitOk;
+}
