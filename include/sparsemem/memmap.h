@@ -39,8 +39,13 @@ struct VmemAltmap {
   // altmap_alloc_block_buf(): n pages aligned to the lowest set bit of n; -ENOMEM when exhausted.
   // Returns the first backing pfn.
   Result<Pfn> alloc_pages(NrPages n);
-  // vmem_altmap_free().
+  // vmem_altmap_free(): alloc -= n. The kernel's unsigned subtraction would wrap when n > alloc
+  // (a caller freeing pages it never took); the model stops at 0 so INV-ALTMAP-1 stays checkable.
   void free_pages(NrPages n);
+  // The pfn alloc_pages() would hand out next before alignment: base + reserve + alloc + align.
+  Pfn next_pfn() const { return base_pfn + reserve + alloc + align; }
+  // INV-ALTMAP-1 above.
+  void check_invariants(InvariantReport& report) const;
 };
 
 // Where the memory behind a vmemmap mapping came from.
@@ -50,10 +55,14 @@ enum class VmemmapOrigin : uint8_t {
   Altmap,  // the device's own pfns (vmem_altmap) or memmap_on_memory's first pages
   Shared,  // a de-duplicated compound tail page mapped more than once (devmem, spec §4.14)
 };
-const char* origin_name(VmemmapOrigin o);
+const char* origin_name(VmemmapOrigin o);  // "boot", "buddy", "altmap", "shared"
 
 // How the vmemmap page holding a descriptor is mapped.
 enum class VmemmapMapKind : uint8_t { None, Base, Huge };
+const char* map_kind_name(VmemmapMapKind k);  // "none", "base", "huge"
+
+// x86 PAGE_UNUSED (spec §1.1): the byte that marks the unused part of a partly used huge PMD.
+inline constexpr uint8_t PAGE_UNUSED = 0xFD;
 
 struct VmemmapConfig {
   bool cpu_has_pse = true;  // x86: PSE => 2 MiB vmemmap mappings; without it base pages only
@@ -64,14 +73,25 @@ struct VmemmapStats {
   uint64_t base_pages = 0;  // base (PAGE_SIZE) vmemmap mappings
   uint64_t huge_pmds = 0;   // huge (PMD) vmemmap mappings
   uint64_t bytes_by_origin[4] = {};  // indexed by VmemmapOrigin
+  uint64_t reserved_chunks = 0;  // 1 GiB host reservations made so far (never released before ~Vmemmap)
   uint64_t bytes_mapped() const {
     return bytes_by_origin[0] + bytes_by_origin[1] + bytes_by_origin[2] + bytes_by_origin[3];
   }
 };
 
+// SYNCHRONIZATION: populate/depopulate/writable_page/check_invariants are writers, serialised by
+// the caller. pfn_to_page, page_to_pfn, host_address, descriptor_mapped, mapping_of, origin_of,
+// read_page and stats are lock-free once the 1 GiB chunk holding the address has been reserved
+// (pfn_to_page reserves a missing chunk under an internal mutex; out-of-window chunks are always
+// looked up under it). depopulate waits for every read_page in flight before it unmaps, so
+// read_page never faults; a raw Page* from pfn_to_page carries no such protection.
 class Vmemmap {
  public:
+  // Kernel addresses are split into 1 GiB chunks; a chunk's host range is reserved on first use.
+  static constexpr unsigned kChunkShift = 30;
+
   // Reserves no host memory up front; host address space is reserved lazily per 1 GiB of window.
+  // Requires: the arch page size is a multiple of the host page size (4 KiB on x86-64 hosts).
   Vmemmap(const ArchProfile& arch, const Behaviour& behaviour, KernelLog& log, VmemmapConfig config);
   ~Vmemmap();
   Vmemmap(const Vmemmap&) = delete;
@@ -86,31 +106,44 @@ class Vmemmap {
   // Is every descriptor of [start, start+n) inside [VMEMMAP_START, VMEMMAP_END)?
   bool in_window(Pfn start, NrPages n) const;
 
-  // __populate_section_memmap() -> vmemmap_populate() for [start, start+n) (spec §4.2):
-  // Requires: start and n subsection aligned, [start, start+n) inside one section.
-  // Return: -ENOMEM when the altmap is exhausted, when x86 has no PSE and an altmap is given
-  // ("vmemmap_populate: no cpu support for altmap allocations"), or when the window cannot hold
-  // the range and the behaviour makes that an error (-ERANGE, seed 003 hard-error).
+  // __populate_section_memmap() -> vmemmap_populate() for [start, start+n) (spec §4.2). Callers
+  // pass one section at a time (arm64 WARNs once otherwise, as the kernel does).
+  // Return: -ENOMEM when start or n is not subsection aligned (WARN_ONCE, as
+  // __populate_section_memmap), when the altmap is exhausted, when x86 has no PSE and an altmap
+  // is given ("vmemmap_populate: no cpu support for altmap allocations", logged once), or when
+  // the host refuses a mapping; -EINVAL when ram_origin is not Boot or Buddy; -ERANGE when the
+  // descriptors lie outside the window and Behaviour::out_of_window is HardError (seed 003).
+  // Under the 6.1 rule an out-of-window range is populated anyway at its (possibly wrapped)
+  // address; arm64 logs one WARN per call.
   // `ram_origin` says where non-altmap backing comes from (Boot during sparse_init, else Buddy).
-  // Existing mappings are kept and shared; a failed call leaves every mapping it created removed.
+  // Existing mappings are kept and shared; a failed call leaves every mapping it created removed
+  // (altmap pages it took are given back with free_pages).
   Result<void> populate(Pfn start, NrPages n, VmemAltmap* altmap, VmemmapOrigin ram_origin);
 
   // vmemmap_free() for [start, start+n) (spec §4.2): x86 frees fully covered huge PMDs and fills
   // partly covered ones with 0xFD (PAGE_UNUSED), freeing them once all 2 MiB read 0xFD; base
-  // pages are unmapped whole even when only partly covered; arm64 frees every page and block touched.
+  // pages are unmapped whole even when only partly covered; arm64 frees every page and block
+  // touched. Freed backing goes back to `altmap` when one is given (x86: huge PMDs only).
+  // Out of window: arm64 WARNs per call; under HardError nothing there was ever mapped and the
+  // call does nothing. Unmapped memory is returned to the host (MADV_DONTNEED + PROT_NONE).
   void depopulate(Pfn start, NrPages n, VmemAltmap* altmap);
 
   // -- lock-free readers --
   // pfn_to_page(): the host address of pfn's descriptor. Touching it when its vmemmap page is
-  // not mapped faults for real (SIGSEGV), as the kernel's access did in seed 004.
+  // not mapped faults for real (SIGSEGV), as the kernel's access did in seed 004. Reserves the
+  // address's 1 GiB chunk (PROT_NONE, no memory) if nothing has yet.
   // Lifetime: valid while the caller keeps the range populated (holds the hotplug lock, an
   // online-memory reference, or a pagemap reference).
   Page* pfn_to_page(Pfn pfn) const;
+  // Requires: page came from pfn_to_page/host_address/writable_page of this Vmemmap.
   Pfn page_to_pfn(const Page* page) const;
   // Is the vmemmap page holding pfn's descriptor mapped?
   bool descriptor_mapped(Pfn pfn) const;
   // Checked read: a copy of the descriptor, or -EFAULT carrying the oops text the kernel prints
-  // ("BUG: unable to handle page fault for address: ...").
+  // for the descriptor's kernel address (x86 "BUG: unable to handle page fault for address:
+  // %016lx", arm64 "Unable to handle kernel paging request at virtual address %016lx"). Safe
+  // against a concurrent depopulate. The copy is racy against concurrent descriptor writers, as
+  // a kernel pfn walker's is.
   Result<Page> read_page(Pfn pfn) const;
   // Checked write access for the model's own initialisation routines; -EFAULT when unmapped.
   Result<Page*> writable_page(Pfn pfn);
@@ -124,6 +157,8 @@ class Vmemmap {
   // INV-VMEMMAP-1: a Huge mapping covers one whole, PMD-aligned window block.
   // INV-VMEMMAP-2: stats counters equal a recount of the mapping table.
   // INV-VMEMMAP-3: host protection matches the table (mapped <=> accessible) for sampled pages.
+  // INV-VMEMMAP-4: base-page entries exist only under a page-table PMD, whose count of mapped
+  //                entries equals a recount.
   void check_invariants(InvariantReport& report) const;
 
  private:

@@ -87,8 +87,10 @@ static_assert(offsetof(Page, mapcount) == 0x30);
 static_assert(offsetof(Page, refcount) == 0x34);
 static_assert(offsetof(Page, memcg_data) == 0x38);
 
-// __init_single_page(): zero the descriptor, write zone and node, refcount 1, mapcount -1, lru
-// pointing at itself (so the page is not a tail). `self` is the descriptor's own kernel address.
+// __init_single_page(): zero the descriptor, write zone and node (nid masked to NODES_SHIFT bits,
+// as set_page_node does), refcount 1, mapcount -1, lru pointing at itself (so the page is not a
+// tail). `self` is the descriptor's own kernel address; the lru list_head sits at offset 0x08,
+// so compound_head (lru.next) and lru_prev both read self + 8, bit0 clear.
 void init_single_page(Page& p, ZoneType zone, unsigned nid, VmemmapAddr self);
 // Boot and hotplug memmap_init_range() for one pfn: single page + PG_reserved (MEMINIT_HOTPLUG,
 // init_unavailable_range holes, reserve_bootmem_region).

@@ -1,0 +1,685 @@
+// Vmemmap: the x86-64 and arm64 vmemmap_populate()/vmemmap_free() rules of Linux 6.1 (spec §4.2)
+// over the host window of vmemmap_chunks.h. Writers are serialised by the caller; readers lock-free.
+#include "sparsemem/memmap.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/core.h>
+
+#include "internal/vmemmap_chunks.h"
+
+namespace sparsemem {
+
+using vmemmap_detail::Chunk;
+using vmemmap_detail::encode;
+using vmemmap_detail::Kind;
+using vmemmap_detail::kind_of;
+
+const char* origin_name(VmemmapOrigin o) {
+  switch (o) {
+    case VmemmapOrigin::Boot: return "boot";
+    case VmemmapOrigin::Buddy: return "buddy";
+    case VmemmapOrigin::Altmap: return "altmap";
+    case VmemmapOrigin::Shared: return "shared";
+  }
+  return "?";
+}
+
+const char* map_kind_name(VmemmapMapKind k) {
+  switch (k) {
+    case VmemmapMapKind::None: return "none";
+    case VmemmapMapKind::Base: return "base";
+    case VmemmapMapKind::Huge: return "huge";
+  }
+  return "?";
+}
+
+namespace {
+
+// A kernel WARN as the console shows its first line. CPU, PID, source line and symbol offset
+// differ per boot and build, so the model prints the part that does not: file and function.
+void kernel_warn(KernelLog& log, const char* file, const char* func) {
+  log.warn("WARNING: at {} {}", file, func);
+}
+
+// One piece of work inside a PMD-aligned block: [seg_start, seg_start + seg_len) of the block
+// starting at kernel address `block`. Addresses are modulo 2^64 (seed 003's wrapped ranges).
+struct Segment {
+  uint64_t block;
+  uint64_t seg_start;
+  uint64_t seg_len;
+};
+
+// Calls f(Segment) for each `unit`-aligned block touched by [start, start + len).
+template <class F>
+void for_each_block(uint64_t start, uint64_t len, uint64_t unit, F&& f) {
+  const uint64_t first = start & ~(unit - 1);
+  const uint64_t rel_start = start - first;
+  const uint64_t rel_end = rel_start + len;
+  for (uint64_t rel = 0; rel < rel_end; rel += unit) {
+    const uint64_t s = std::max(rel, rel_start);
+    const uint64_t e = std::min(rel + unit, rel_end);
+    f(Segment{first + rel, first + s, e - s});
+  }
+}
+
+// Everything a populate call created, so a failure can take it back (and give altmap pages back).
+struct Created {
+  Chunk* chunk;
+  uint64_t kaddr;  // block or page start
+  Kind kind;       // Huge, Base, or Table (a page table this call created)
+  uint64_t altmap_pages;
+};
+
+struct HostRange {
+  std::byte* p;
+  uint64_t bytes;
+};
+
+// A base page whose backing is taken but which is not mapped yet.
+struct PendingPage {
+  Chunk* chunk;
+  uint64_t kaddr;
+  VmemmapOrigin origin;
+  uint64_t altmap_pages;
+};
+
+}  // namespace
+
+struct Vmemmap::Impl {
+  explicit Impl(const ArchProfile& a)
+      : chunks(a.vmemmap_start, a.vmemmap_size, a.page_shift, a.pmd_shift),
+        page_shift(a.page_shift),
+        pmd_shift(a.pmd_shift) {}
+
+  vmemmap_detail::ChunkTable chunks;
+  vmemmap_detail::ReaderGate gate;
+  const unsigned page_shift;
+  const unsigned pmd_shift;
+
+  // Counters readers may load at any time; writers update them beside the state they count.
+  std::atomic<uint64_t> base_pages{0};
+  std::atomic<uint64_t> huge_pmds{0};
+  std::atomic<uint64_t> bytes_by_origin[4] = {};
+
+  // x86 sub-PMD tracking cursor, unused_pmd_start (spec §4.2): the kernel address where the
+  // unused tail of the most recently created, partly used huge PMD begins; 0 = none. Writer only.
+  uint64_t unused_pmd_start = 0;
+  bool warned_misaligned = false;
+  bool warned_multi_section = false;
+  bool logged_no_pse_altmap = false;
+
+  uint64_t page_size() const { return uint64_t{1} << page_shift; }
+  uint64_t pmd_size() const { return uint64_t{1} << pmd_shift; }
+  uint64_t pmd_index(const Chunk& c, uint64_t kaddr) const { return (kaddr - c.kernel_base()) >> pmd_shift; }
+  uint64_t page_index(const Chunk& c, uint64_t kaddr) const { return (kaddr - c.kernel_base()) >> page_shift; }
+  std::byte* host(const Chunk& c, uint64_t kaddr) const { return c.host() + (kaddr - c.kernel_base()); }
+
+  void account(Kind k, VmemmapOrigin o, bool add) {
+    const uint64_t bytes = k == Kind::Huge ? pmd_size() : page_size();
+    auto& count = k == Kind::Huge ? huge_pmds : base_pages;
+    auto& by_origin = bytes_by_origin[static_cast<unsigned>(o)];
+    if (add) {
+      count.fetch_add(1, std::memory_order_relaxed);
+      by_origin.fetch_add(bytes, std::memory_order_relaxed);
+    } else {
+      count.fetch_sub(1, std::memory_order_relaxed);
+      by_origin.fetch_sub(bytes, std::memory_order_relaxed);
+    }
+  }
+
+  // Is the vmemmap page holding kernel address kaddr mapped? Lock-free; the acquire loads pair
+  // with the release stores that follow host_map().
+  bool mapped_at(const Chunk& c, uint64_t kaddr) const {
+    const uint8_t pmd = c.pmd(pmd_index(c, kaddr)).load(std::memory_order_acquire);
+    if (kind_of(pmd) == Kind::Huge) return true;
+    if (kind_of(pmd) != Kind::Table) return false;
+    return kind_of(c.page(page_index(c, kaddr)).load(std::memory_order_acquire)) == Kind::Base;
+  }
+
+  class Writer;
+};
+
+// The writer side of one populate or depopulate call, kept out of the public header.
+class Vmemmap::Impl::Writer {
+ public:
+  Writer(Vmemmap::Impl& m, const ArchProfile& arch, const VmemmapConfig& config, KernelLog& log)
+      : m(m), arch(arch), config(config), log(log) {}
+
+  Result<void> populate(uint64_t start, uint64_t len, VmemAltmap* altmap, VmemmapOrigin ram_origin) {
+    m_ram_origin = ram_origin;
+    Result<void> r = arch.family == ArchFamily::X86_64 ? populate_x86(start, len, altmap)
+                                                       : populate_arm64(start, len, altmap);
+    if (!r) rollback(altmap);
+    return r;
+  }
+
+  void depopulate(uint64_t start, uint64_t len, VmemAltmap* altmap) {
+    std::vector<HostRange> unmaps;
+    const bool x86 = arch.family == ArchFamily::X86_64;
+    for_each_block(start, len, m.pmd_size(), [&](const Segment& s) {
+      Chunk* c = m.chunks.find(s.block);
+      if (!c) return;
+      const uint64_t idx = m.pmd_index(*c, s.block);
+      const uint8_t pmd = c->pmd(idx).load(std::memory_order_relaxed);
+      if (kind_of(pmd) == Kind::Huge) {
+        const bool whole = s.seg_len == m.pmd_size();
+        // x86 keeps a partly freed huge PMD until all of it reads PAGE_UNUSED (spec §5.15);
+        // arm64 has no sub-PMD tracking and frees every block it touches (spec §4.2).
+        if (x86 && !whole && !pmd_is_unused(*c, s.seg_start, s.seg_len)) return;
+        c->pmd(idx).store(0, std::memory_order_release);
+        m.account(Kind::Huge, vmemmap_detail::origin_of(pmd), false);
+        unmaps.push_back({m.host(*c, s.block), m.pmd_size()});
+        if (altmap) altmap->free_pages(NrPages(m.pmd_size() >> m.page_shift));
+        return;
+      }
+      if (kind_of(pmd) != Kind::Table) return;
+      // Base pages: every page the range touches goes, even when only part of it is inside
+      // (x86 remove_pte_table and arm64 unmap_hotplug_range alike), so freeing one 16K/64K
+      // subsection unmaps a page its neighbours still use (spec §9.13).
+      for_each_block(s.seg_start, s.seg_len, m.page_size(), [&](const Segment& p) {
+        auto& entry = c->page(m.page_index(*c, p.block));
+        const uint8_t e = entry.load(std::memory_order_relaxed);
+        if (kind_of(e) != Kind::Base) return;
+        entry.store(0, std::memory_order_release);
+        --c->table_count(idx);
+        m.account(Kind::Base, vmemmap_detail::origin_of(e), false);
+        unmaps.push_back({m.host(*c, p.block), m.page_size()});
+        // x86 maps base pages from RAM only (the altmap is ignored or refused), and its PTE
+        // teardown never returns pages to an altmap; arm64 does (free_hotplug_page_range).
+        if (altmap && !x86) altmap->free_pages(NrPages(1));
+      });
+      // Empty page tables are freed: always on x86; on arm64 free_empty_tables() is bounded by
+      // [VMEMMAP_START, VMEMMAP_END), so an out-of-window table stays behind, empty.
+      if (c->table_count(idx) == 0 && (x86 || m.chunks.in_window(s.block)))
+        c->pmd(idx).store(0, std::memory_order_release);
+    });
+    unmap_after_grace(unmaps);
+  }
+
+ private:
+  Result<Chunk*> chunk_for(uint64_t kaddr) { return m.chunks.get_or_reserve(kaddr); }
+
+  void unmap_after_grace(const std::vector<HostRange>& unmaps) {
+    if (unmaps.empty()) return;
+    // Every read_page that might have seen the old state leaves before the memory goes.
+    m.gate.synchronize();
+    // Ranges come in address order within a chunk; adjacent ones go in one call.
+    HostRange cur = unmaps.front();
+    for (size_t i = 1; i < unmaps.size(); ++i) {
+      if (cur.p + cur.bytes == unmaps[i].p) {
+        cur.bytes += unmaps[i].bytes;
+        continue;
+      }
+      vmemmap_detail::host_unmap(cur.p, cur.bytes);
+      cur = unmaps[i];
+    }
+    vmemmap_detail::host_unmap(cur.p, cur.bytes);
+  }
+
+  // Backing for `pages` vmemmap pages: the altmap when given (exhaustion is -ENOMEM), else RAM.
+  Result<VmemmapOrigin> take_backing(VmemAltmap* altmap, uint64_t pages) {
+    if (!altmap) return m_ram_origin;
+    SPM_TRY(altmap->alloc_pages(NrPages(pages)));
+    return VmemmapOrigin::Altmap;
+  }
+
+  Result<void> map_huge(Chunk& c, uint64_t block, VmemmapOrigin origin, VmemAltmap* altmap) {
+    const uint64_t altmap_pages = origin == VmemmapOrigin::Altmap ? m.pmd_size() >> m.page_shift : 0;
+    if (auto r = vmemmap_detail::host_map(m.host(c, block), m.pmd_size()); !r) {
+      if (altmap_pages) altmap->free_pages(NrPages(altmap_pages));
+      return r;
+    }
+    c.pmd(m.pmd_index(c, block)).store(encode(Kind::Huge, origin), std::memory_order_release);
+    m.account(Kind::Huge, origin, true);
+    m_created.push_back({&c, block, Kind::Huge, altmap_pages});
+    return {};
+  }
+
+  // vmemmap_populate_basepages(): one vmemmap page at a time; existing mappings are kept.
+  // Consecutive new pages are mapped with one mprotect (a section without PSE is 512 pages).
+  Result<void> populate_basepages(uint64_t start, uint64_t len, VmemAltmap* altmap) {
+    Result<void> result;
+    std::vector<PendingPage> run;
+    for_each_block(start, len, m.page_size(), [&](const Segment& s) {
+      if (!result) return;
+      auto c = chunk_for(s.block);
+      if (!c) {
+        result = tl::unexpected(c.error());
+        return;
+      }
+      Chunk& chunk = **c;
+      auto& pmd = chunk.pmd(m.pmd_index(chunk, s.block));
+      const Kind pk = kind_of(pmd.load(std::memory_order_relaxed));
+      // A base-page request inside an existing huge PMD keeps the huge mapping: the descriptors
+      // are already mapped (x86 reaches this for a subsection re-added after a partial free).
+      if (pk == Kind::Huge) return;
+      if (pk == Kind::None) {
+        pmd.store(encode(Kind::Table, VmemmapOrigin::Boot), std::memory_order_release);
+        m_created.push_back({&chunk, s.block & ~(m.pmd_size() - 1), Kind::Table, 0});
+      }
+      if (kind_of(chunk.page(m.page_index(chunk, s.block)).load(std::memory_order_relaxed)) == Kind::Base) return;
+      if (!run.empty() && (run.back().chunk != &chunk || run.back().kaddr + m.page_size() != s.block)) {
+        result = flush_run(run, altmap);
+        if (!result) return;
+      }
+      auto origin = take_backing(altmap, 1);
+      if (!origin) {
+        result = tl::unexpected(origin.error());
+        return;
+      }
+      run.push_back({&chunk, s.block, *origin, *origin == VmemmapOrigin::Altmap ? uint64_t{1} : 0});
+    });
+    if (result) return flush_run(run, altmap);
+    // Pages taken for the unmapped run go back; what was published is undone by rollback().
+    for (const PendingPage& p : run)
+      if (p.altmap_pages) altmap->free_pages(NrPages(p.altmap_pages));
+    return result;
+  }
+
+  // Maps a run of host-contiguous pages, then publishes their state (readers see the state only
+  // once the memory is accessible).
+  Result<void> flush_run(std::vector<PendingPage>& run, VmemAltmap* altmap) {
+    if (run.empty()) return {};
+    const PendingPage& first = run.front();
+    auto r = vmemmap_detail::host_map(m.host(*first.chunk, first.kaddr), run.size() * m.page_size());
+    if (!r) {
+      for (const PendingPage& p : run)
+        if (p.altmap_pages) altmap->free_pages(NrPages(p.altmap_pages));
+      run.clear();
+      return r;
+    }
+    for (const PendingPage& p : run) {
+      p.chunk->page(m.page_index(*p.chunk, p.kaddr)).store(encode(Kind::Base, p.origin), std::memory_order_release);
+      ++p.chunk->table_count(m.pmd_index(*p.chunk, p.kaddr));
+      m.account(Kind::Base, p.origin, true);
+      m_created.push_back({p.chunk, p.kaddr, Kind::Base, p.altmap_pages});
+    }
+    run.clear();
+    return {};
+  }
+
+  // x86-64 vmemmap_populate() (spec §4.2).
+  Result<void> populate_x86(uint64_t start, uint64_t len, VmemAltmap* altmap) {
+    // Less than one section's memmap: base pages from RAM; the altmap is ignored (6.1 passes
+    // NULL here whatever the caller gave).
+    if (len < arch.section_memmap_bytes()) return populate_basepages(start, len, nullptr);
+    if (!config.cpu_has_pse) {
+      if (altmap) {
+        if (!m.logged_no_pse_altmap) log.log(LogLevel::Err, "vmemmap_populate: no cpu support for altmap allocations");
+        m.logged_no_pse_altmap = true;
+        return fail(Errno::NoMem, "vmemmap_populate: no cpu support for altmap allocations");
+      }
+      return populate_basepages(start, len, nullptr);
+    }
+    Result<void> result;
+    for_each_block(start, len, m.pmd_size(), [&](const Segment& s) {
+      if (!result) return;
+      auto c = chunk_for(s.block);
+      if (!c) {
+        result = tl::unexpected(c.error());
+        return;
+      }
+      Chunk& chunk = **c;
+      const Kind pk = kind_of(chunk.pmd(m.pmd_index(chunk, s.block)).load(std::memory_order_relaxed));
+      const uint64_t seg_end = s.seg_start + s.seg_len;
+      if (pk == Kind::None) {
+        // A 2 MiB block from the altmap, or from RAM (which the model never runs out of, so the
+        // kernel's RAM-failure fallback to base pages does not arise). No altmap fallback.
+        auto origin = take_backing(altmap, m.pmd_size() >> m.page_shift);
+        if (!origin) {
+          result = tl::unexpected(origin.error());
+          return;
+        }
+        if (auto r = map_huge(chunk, s.block, *origin, altmap); !r) {
+          result = r;
+          return;
+        }
+        if (s.seg_len != m.pmd_size()) use_new_sub_pmd(chunk, s.seg_start, seg_end);
+      } else if (pk == Kind::Huge) {
+        use_sub_pmd(chunk, s.seg_start, seg_end);
+      } else {
+        result = populate_basepages(s.seg_start, s.seg_len, nullptr);
+      }
+    });
+    return result;
+  }
+
+  // arm64 vmemmap_populate() (spec §4.2).
+  Result<void> populate_arm64(uint64_t start, uint64_t len, VmemAltmap* altmap) {
+    // 16K/64K pages, or less than a section's memmap: base pages, and these do use the altmap.
+    if (!arch.vmemmap_pmd_mappable || len < arch.section_memmap_bytes())
+      return populate_basepages(start, len, altmap);
+    Result<void> result;
+    for_each_block(start, len, m.pmd_size(), [&](const Segment& s) {
+      if (!result) return;
+      auto c = chunk_for(s.block);
+      if (!c) {
+        result = tl::unexpected(c.error());
+        return;
+      }
+      Chunk& chunk = **c;
+      // An existing block or page table is only verified, never extended (vmemmap_verify).
+      if (kind_of(chunk.pmd(m.pmd_index(chunk, s.block)).load(std::memory_order_relaxed)) != Kind::None) return;
+      auto origin = take_backing(altmap, m.pmd_size() >> m.page_shift);
+      if (!origin) {
+        // The block allocation failed: base pages for this PMD, still from the altmap.
+        result = populate_basepages(s.seg_start, s.seg_len, altmap);
+        return;
+      }
+      result = map_huge(chunk, s.block, *origin, altmap);
+    });
+    return result;
+  }
+
+  // -- x86 sub-PMD tracking (spec §4.2) --
+  void fill_unused(const Chunk& c, uint64_t start, uint64_t end) {
+    std::memset(m.host(c, start), PAGE_UNUSED, end - start);
+  }
+  void flush_unused_pmd() {
+    const uint64_t cursor = m.unused_pmd_start;
+    m.unused_pmd_start = 0;
+    if (!cursor) return;
+    // The cursor only ever points into a huge PMD this object created; if that block has since
+    // been freed whole there is nothing left to mark.
+    const Chunk* c = m.chunks.find(cursor);
+    if (!c || kind_of(c->pmd(m.pmd_index(*c, cursor)).load(std::memory_order_relaxed)) != Kind::Huge) return;
+    fill_unused(*c, cursor, (cursor & ~(m.pmd_size() - 1)) + m.pmd_size());
+  }
+  void zero_first_page(const Chunk& c, uint64_t start) { std::memset(m.host(c, start), 0, sizeof(Page)); }
+  bool pmd_aligned(uint64_t a) const { return (a & (m.pmd_size() - 1)) == 0; }
+
+  // vmemmap_use_new_sub_pmd(): a fresh huge PMD of which only [start, end) is wanted.
+  void use_new_sub_pmd(const Chunk& c, uint64_t start, uint64_t end) {
+    flush_unused_pmd();
+    zero_first_page(c, start);
+    if (!pmd_aligned(start)) fill_unused(c, start & ~(m.pmd_size() - 1), start);
+    if (!pmd_aligned(end)) m.unused_pmd_start = end;
+  }
+  // vmemmap_use_sub_pmd(): [start, end) of an existing huge PMD is wanted again.
+  void use_sub_pmd(const Chunk& c, uint64_t start, uint64_t end) {
+    if (m.unused_pmd_start == start) {
+      m.unused_pmd_start = pmd_aligned(end) ? 0 : end;
+      return;
+    }
+    flush_unused_pmd();
+    // Marking the first descriptor used is enough to keep the whole PMD from reading unused.
+    zero_first_page(c, start);
+  }
+  // vmemmap_pmd_is_unused(): mark [start, start+len) unused; is the whole PMD unused now?
+  bool pmd_is_unused(const Chunk& c, uint64_t start, uint64_t len) {
+    flush_unused_pmd();
+    fill_unused(c, start, start + len);
+    const auto* p = reinterpret_cast<const uint8_t*>(m.host(c, start & ~(m.pmd_size() - 1)));
+    return std::all_of(p, p + m.pmd_size(), [](uint8_t b) { return b == PAGE_UNUSED; });
+  }
+
+  // Takes back, newest first, everything this call created.
+  void rollback(VmemAltmap* altmap) {
+    std::vector<HostRange> unmaps;
+    for (auto it = m_created.rbegin(); it != m_created.rend(); ++it) {
+      Chunk& c = *it->chunk;
+      const uint64_t idx = m.pmd_index(c, it->kaddr);
+      if (it->kind == Kind::Huge) {
+        m.account(Kind::Huge, vmemmap_detail::origin_of(c.pmd(idx).load(std::memory_order_relaxed)), false);
+        c.pmd(idx).store(0, std::memory_order_release);
+        unmaps.push_back({m.host(c, it->kaddr), m.pmd_size()});
+      } else if (it->kind == Kind::Base) {
+        auto& entry = c.page(m.page_index(c, it->kaddr));
+        m.account(Kind::Base, vmemmap_detail::origin_of(entry.load(std::memory_order_relaxed)), false);
+        entry.store(0, std::memory_order_release);
+        --c.table_count(idx);
+        unmaps.push_back({m.host(c, it->kaddr), m.page_size()});
+      } else if (c.table_count(idx) == 0) {
+        c.pmd(idx).store(0, std::memory_order_release);
+      }
+      if (it->altmap_pages) altmap->free_pages(NrPages(it->altmap_pages));
+    }
+    m_created.clear();
+    unmap_after_grace(unmaps);
+  }
+
+  Vmemmap::Impl& m;
+  const ArchProfile& arch;
+  const VmemmapConfig& config;
+  KernelLog& log;
+  VmemmapOrigin m_ram_origin = VmemmapOrigin::Buddy;
+  std::vector<Created> m_created;
+};
+
+Vmemmap::Vmemmap(const ArchProfile& arch, const Behaviour& behaviour, KernelLog& log, VmemmapConfig config)
+    : m_arch(arch), m_behaviour(behaviour), m_log(log), m_config(config), m_impl(std::make_unique<Impl>(arch)) {
+  const long host_page = sysconf(_SC_PAGESIZE);
+  SPM_CHECK(host_page > 0 && arch.page_size() % static_cast<uint64_t>(host_page) == 0,
+            "the model's page size must be a multiple of the host page size");
+}
+
+Vmemmap::~Vmemmap() = default;
+
+VmemmapAddr Vmemmap::page_addr(Pfn pfn) const {
+  // Unsigned arithmetic modulo 2^64 on purpose: arm64 pfns below memstart or far above the
+  // linear map wrap exactly as vmemmap[pfn] does in the kernel (seed 003).
+  const uint64_t index = m_arch.vmemmap_from_memstart ? pfn.value() - m_config.memstart_pfn.value() : pfn.value();
+  return VmemmapAddr(m_arch.vmemmap_start + index * STRUCT_PAGE_SIZE);
+}
+
+bool Vmemmap::in_window(Pfn start, NrPages n) const {
+  const uint64_t off = page_addr(start).value() - m_arch.vmemmap_start;
+  if (off >= m_arch.vmemmap_size) return false;
+  return n.value() <= (m_arch.vmemmap_size - off) / STRUCT_PAGE_SIZE;
+}
+
+Result<void> Vmemmap::populate(Pfn start, NrPages n, VmemAltmap* altmap, VmemmapOrigin ram_origin) {
+  if (ram_origin != VmemmapOrigin::Boot && ram_origin != VmemmapOrigin::Buddy)
+    return fail(Errno::Inval,
+                fmt::format("vmemmap: RAM-backed memmap cannot have origin '{}'", origin_name(ram_origin)));
+  const uint64_t sub = m_arch.pages_per_subsection().value();
+  if (start.value() % sub != 0 || n.value() % sub != 0) {
+    // __populate_section_memmap(): WARN_ON_ONCE and NULL, which sparse_add_section reports as -ENOMEM.
+    if (!m_impl->warned_misaligned) kernel_warn(m_log, "mm/sparse-vmemmap.c", "__populate_section_memmap");
+    m_impl->warned_misaligned = true;
+    return fail(Errno::NoMem, fmt::format("__populate_section_memmap: pfn {:#x} + {:#x} is not subsection aligned",
+                                          start.value(), n.value()));
+  }
+  if (n.value() == 0) return {};
+  if (n.value() > UINT64_MAX / STRUCT_PAGE_SIZE)
+    return fail(Errno::Inval, fmt::format("vmemmap: {:#x} pages of memmap overflow the address space", n.value()));
+  const uint64_t addr = page_addr(start).value();
+  const uint64_t len = n.value() * STRUCT_PAGE_SIZE;
+  if (!in_window(start, n)) {
+    // Seed 003: the window covers the linear map only. Ard's rule refuses such a range; 6.1
+    // (and the placement proposal, which only changes where ranges are put) maps it anyway.
+    if (m_behaviour.out_of_window == OutOfWindowRule::HardError)
+      return fail(Errno::Range,
+                  fmt::format("vmemmap: struct pages of pfn {:#x}-{:#x} at [{:#x}-{:#x}] lie outside the vmemmap "
+                              "window [{:#x}-{:#x}]",
+                              start.value(), start.value() + n.value() - 1, addr, addr + len - 1,
+                              m_arch.vmemmap_start, m_arch.vmemmap_start + m_arch.vmemmap_size - 1));
+    if (m_arch.family == ArchFamily::Arm64) kernel_warn(m_log, "arch/arm64/mm/mmu.c", "vmemmap_populate");
+  }
+  if (m_arch.family == ArchFamily::Arm64 && n > m_arch.pages_per_section()) {
+    if (!m_impl->warned_multi_section) kernel_warn(m_log, "arch/arm64/mm/mmu.c", "vmemmap_populate");
+    m_impl->warned_multi_section = true;
+  }
+  return Impl::Writer(*m_impl, m_arch, m_config, m_log).populate(addr, len, altmap, ram_origin);
+}
+
+void Vmemmap::depopulate(Pfn start, NrPages n, VmemAltmap* altmap) {
+  // Nothing can be mapped for a range whose memmap would not fit in the address space.
+  if (n.value() == 0 || n.value() > UINT64_MAX / STRUCT_PAGE_SIZE) return;
+  if (!in_window(start, n)) {
+    // Under the hard-error rule nothing out of window was ever mapped.
+    if (m_behaviour.out_of_window == OutOfWindowRule::HardError) return;
+    if (m_arch.family == ArchFamily::Arm64) kernel_warn(m_log, "arch/arm64/mm/mmu.c", "vmemmap_free");
+  }
+  Impl::Writer(*m_impl, m_arch, m_config, m_log)
+      .depopulate(page_addr(start).value(), n.value() * STRUCT_PAGE_SIZE, altmap);
+}
+
+Page* Vmemmap::pfn_to_page(Pfn pfn) const {
+  const uint64_t kaddr = page_addr(pfn).value();
+  Chunk* c = m_impl->chunks.find(kaddr);
+  if (!c) {
+    auto r = m_impl->chunks.get_or_reserve(kaddr);
+    SPM_CHECK(r.has_value(), "host address space exhausted reserving a vmemmap chunk");
+    c = *r;
+  }
+  return reinterpret_cast<Page*>(m_impl->host(*c, kaddr));
+}
+
+Pfn Vmemmap::page_to_pfn(const Page* page) const {
+  const Chunk* c = m_impl->chunks.find_host(page);
+  SPM_CHECK(c != nullptr, "page_to_pfn of a pointer outside this vmemmap");
+  const uint64_t kaddr = c->kernel_base() + static_cast<uint64_t>(reinterpret_cast<const std::byte*>(page) - c->host());
+  // Inverse of page_addr modulo 2^64: the index is (kaddr - start) / 64 modulo 2^58.
+  const uint64_t index = (kaddr - m_arch.vmemmap_start) / STRUCT_PAGE_SIZE;
+  const uint64_t base = m_arch.vmemmap_from_memstart ? m_config.memstart_pfn.value() : 0;
+  return Pfn((base + index) & ((uint64_t{1} << (64 - STRUCT_PAGE_SHIFT)) - 1));
+}
+
+bool Vmemmap::descriptor_mapped(Pfn pfn) const {
+  const uint64_t kaddr = page_addr(pfn).value();
+  const Chunk* c = m_impl->chunks.find(kaddr);
+  return c && m_impl->mapped_at(*c, kaddr);
+}
+
+namespace {
+std::string oops_text(const ArchProfile& arch, uint64_t kaddr) {
+  if (arch.family == ArchFamily::Arm64)
+    return fmt::format("Unable to handle kernel paging request at virtual address {:016x}", kaddr);
+  return fmt::format("BUG: unable to handle page fault for address: {:016x}", kaddr);
+}
+}  // namespace
+
+Result<Page> Vmemmap::read_page(Pfn pfn) const {
+  const uint64_t kaddr = page_addr(pfn).value();
+  vmemmap_detail::ReaderGate::Guard guard(m_impl->gate);
+  const Chunk* c = m_impl->chunks.find(kaddr);
+  if (!c || !m_impl->mapped_at(*c, kaddr)) return fail(Errno::Fault, oops_text(m_arch, kaddr));
+  // Word-sized relaxed loads: a pfn walker's read races with descriptor writers by design.
+  using AliasedWord = uint64_t __attribute__((may_alias));
+  const auto* src = reinterpret_cast<const AliasedWord*>(m_impl->host(*c, kaddr));
+  uint64_t words[sizeof(Page) / sizeof(uint64_t)];
+  for (size_t i = 0; i < std::size(words); ++i) words[i] = __atomic_load_n(src + i, __ATOMIC_RELAXED);
+  Page page;
+  std::memcpy(static_cast<void*>(&page), words, sizeof(Page));
+  return page;
+}
+
+Result<Page*> Vmemmap::writable_page(Pfn pfn) {
+  const uint64_t kaddr = page_addr(pfn).value();
+  const Chunk* c = m_impl->chunks.find(kaddr);
+  if (!c || !m_impl->mapped_at(*c, kaddr)) return fail(Errno::Fault, oops_text(m_arch, kaddr));
+  return reinterpret_cast<Page*>(m_impl->host(*c, kaddr));
+}
+
+VmemmapMapKind Vmemmap::mapping_of(Pfn pfn) const {
+  const uint64_t kaddr = page_addr(pfn).value();
+  const Chunk* c = m_impl->chunks.find(kaddr);
+  if (!c) return VmemmapMapKind::None;
+  const Kind k = kind_of(c->pmd(m_impl->pmd_index(*c, kaddr)).load(std::memory_order_acquire));
+  if (k == Kind::Huge) return VmemmapMapKind::Huge;
+  if (k == Kind::Table &&
+      kind_of(c->page(m_impl->page_index(*c, kaddr)).load(std::memory_order_acquire)) == Kind::Base)
+    return VmemmapMapKind::Base;
+  return VmemmapMapKind::None;
+}
+
+VmemmapOrigin Vmemmap::origin_of(Pfn pfn) const {
+  const uint64_t kaddr = page_addr(pfn).value();
+  const Chunk* c = m_impl->chunks.find(kaddr);
+  if (!c) return VmemmapOrigin::Boot;
+  const uint8_t pmd = c->pmd(m_impl->pmd_index(*c, kaddr)).load(std::memory_order_acquire);
+  if (kind_of(pmd) == Kind::Huge) return vmemmap_detail::origin_of(pmd);
+  return vmemmap_detail::origin_of(c->page(m_impl->page_index(*c, kaddr)).load(std::memory_order_acquire));
+}
+
+VmemmapStats Vmemmap::stats() const {
+  VmemmapStats s;
+  s.base_pages = m_impl->base_pages.load(std::memory_order_relaxed);
+  s.huge_pmds = m_impl->huge_pmds.load(std::memory_order_relaxed);
+  for (unsigned i = 0; i < 4; ++i) s.bytes_by_origin[i] = m_impl->bytes_by_origin[i].load(std::memory_order_relaxed);
+  s.reserved_chunks = m_impl->chunks.reserved();
+  return s;
+}
+
+const void* Vmemmap::host_address(Pfn pfn) const { return pfn_to_page(pfn); }
+
+void Vmemmap::check_invariants(InvariantReport& report) const {
+  const Impl& m = *m_impl;
+  vmemmap_detail::HostProbe probe;
+  VmemmapStats recount;
+  const bool huge_possible =
+      m_arch.vmemmap_pmd_mappable && (m_arch.family != ArchFamily::X86_64 || m_config.cpu_has_pse);
+  for (const Chunk* c : m.chunks.chunks()) {
+    const uint64_t ppp = c->pages_per_pmd();
+    for (uint64_t i = 0; i < c->nr_pmds(); ++i) {
+      const uint64_t block = c->kernel_base() + (i << m.pmd_shift);
+      const uint8_t pmd = c->pmd(i).load(std::memory_order_acquire);
+      const Kind pk = kind_of(pmd);
+      uint64_t mapped = 0, first_mapped = ppp, first_unmapped = ppp;
+      for (uint64_t j = 0; j < ppp; ++j) {
+        const uint8_t e = c->page(i * ppp + j).load(std::memory_order_acquire);
+        if (kind_of(e) == Kind::Base) {
+          ++mapped;
+          recount.bytes_by_origin[static_cast<unsigned>(vmemmap_detail::origin_of(e))] += m.page_size();
+          first_mapped = std::min(first_mapped, j);
+        } else {
+          if (e != 0)
+            report.fail("INV-VMEMMAP-4", "vmemmap page at {:#x} has state {:#x}", block + (j << m.page_shift), e);
+          first_unmapped = std::min(first_unmapped, j);
+        }
+      }
+      recount.base_pages += mapped;
+      if (pk == Kind::Huge) {
+        ++recount.huge_pmds;
+        recount.bytes_by_origin[static_cast<unsigned>(vmemmap_detail::origin_of(pmd))] += m.pmd_size();
+        if (!huge_possible)
+          report.fail("INV-VMEMMAP-1", "huge vmemmap PMD at {:#x} on a configuration without PMD mappings", block);
+        if (mapped)
+          report.fail("INV-VMEMMAP-1", "huge vmemmap PMD at {:#x} also holds {} base-page entries", block, mapped);
+      } else if (pk == Kind::Table) {
+        if (mapped != c->table_count(i))
+          report.fail("INV-VMEMMAP-4", "page table at {:#x} counts {} mapped pages, recount {}", block,
+                      c->table_count(i), mapped);
+      } else if (pk == Kind::None) {
+        if (mapped) report.fail("INV-VMEMMAP-4", "{} base pages mapped under the empty PMD at {:#x}", mapped, block);
+      } else {
+        report.fail("INV-VMEMMAP-4", "vmemmap PMD at {:#x} has state {:#x}", block, pmd);
+      }
+
+      // INV-VMEMMAP-3 on samples: both ends of a huge block, the first mapped and first
+      // unmapped page of a table, and the first page of an empty block beside a used one.
+      auto expect = [&](uint64_t page, bool want) {
+        const uint64_t kaddr = block + (page << m.page_shift);
+        if (probe.readable(m.host(*c, kaddr)) != want)
+          report.fail("INV-VMEMMAP-3", "vmemmap page at {:#x} is {} but the table says {}", kaddr,
+                      want ? "not accessible" : "accessible", want ? "mapped" : "unmapped");
+      };
+      if (pk == Kind::Huge) {
+        expect(0, true);
+        expect(ppp - 1, true);
+      } else if (pk == Kind::Table) {
+        if (first_mapped < ppp) expect(first_mapped, true);
+        if (first_unmapped < ppp) expect(first_unmapped, false);
+      } else {
+        const bool beside_used = (i > 0 && c->pmd(i - 1).load(std::memory_order_acquire) != 0) ||
+                                 (i + 1 < c->nr_pmds() && c->pmd(i + 1).load(std::memory_order_acquire) != 0);
+        if (beside_used) expect(0, false);
+      }
+    }
+  }
+  const VmemmapStats s = stats();
+  if (s.base_pages != recount.base_pages || s.huge_pmds != recount.huge_pmds)
+    report.fail("INV-VMEMMAP-2", "stats say {} base pages and {} huge PMDs, the table holds {} and {}", s.base_pages,
+                s.huge_pmds, recount.base_pages, recount.huge_pmds);
+  for (unsigned o = 0; o < 4; ++o)
+    if (s.bytes_by_origin[o] != recount.bytes_by_origin[o])
+      report.fail("INV-VMEMMAP-2", "stats say {} bytes from {}, the table holds {}", s.bytes_by_origin[o],
+                  origin_name(static_cast<VmemmapOrigin>(o)), recount.bytes_by_origin[o]);
+}
+
+}  // namespace sparsemem
