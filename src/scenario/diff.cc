@@ -6,6 +6,7 @@
 #include <charconv>
 #include <map>
 #include <regex>
+#include <utility>
 
 #include <fmt/core.h>
 
@@ -363,7 +364,7 @@ Alignment align(const std::vector<std::string>& e, const std::vector<std::string
   while (suf < e.size() - pre && suf < a.size() - pre && e[e.size() - 1 - suf] == a[a.size() - 1 - suf]) ++suf;
   const size_t n = e.size() - pre - suf, m = a.size() - pre - suf;
   r.matched = pre + suf;
-  if (n * m > (size_t{1} << 24)) {
+  if (n * m > (size_t{1} << 22)) {
     // Too large for the table: pair equal lines greedily in order (still exact when equal).
     std::multimap<std::string, size_t> pool;
     for (size_t j = 0; j < m; ++j) pool.emplace(a[pre + j], pre + j);
@@ -600,19 +601,29 @@ class Differ {
     one_sided(e, a, label, [&] { fn(e != nullptr ? *e : empty, a != nullptr ? *a : empty); });
   }
 
+  // Pairs items by key; the k-th item with a key in one list pairs with the k-th in the other, so
+  // repeated keys (a pfn sampled twice) are neither lost nor compared twice.
   template <class T, class KeyFn, class LabelFn, class CmpFn>
   void keyed(const std::vector<T>& e, const std::vector<T>& a, KeyFn key, LabelFn label, CmpFn cmp) {
-    std::map<decltype(key(e.front())), const T*> in_a;
-    for (const auto& x : a) in_a.emplace(key(x), &x);
-    std::map<decltype(key(e.front())), bool> seen;
+    using Key = decltype(key(std::declval<const T&>()));
+    std::map<Key, std::vector<const T*>> in_a;
+    for (const auto& y : a) in_a[key(y)].push_back(&y);
+    std::map<Key, size_t> used;
     for (const auto& x : e) {
-      const auto it = in_a.find(key(x));
-      const T* y = it == in_a.end() ? nullptr : it->second;
-      seen[key(x)] = true;
+      const Key k = key(x);
+      const auto it = in_a.find(k);
+      size_t& n = used[k];
+      const T* y = it != in_a.end() && n < it->second.size() ? it->second[n] : nullptr;
+      ++n;
       one_sided(&x, y, label(x), [&] { cmp(&x, y); });
     }
-    for (const auto& y : a)
-      if (!seen.contains(key(y))) one_sided(static_cast<const T*>(nullptr), &y, label(y), [&] { cmp(nullptr, &y); });
+    std::map<Key, size_t> occurrence;  // the actual items nobody paired, in their own order
+    for (const auto& y : a) {
+      const Key k = key(y);
+      const auto u = used.find(k);
+      if (occurrence[k]++ < (u == used.end() ? 0 : u->second)) continue;
+      one_sided(static_cast<const T*>(nullptr), &y, label(y), [&] { cmp(nullptr, &y); });
+    }
   }
 
   void compare_step(const TraceStep* e, const TraceStep* a, const TraceStep* ep, const TraceStep* ap) {

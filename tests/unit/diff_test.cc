@@ -302,6 +302,52 @@ TEST(DiffDmesg, PatternsSelectAndMask) {
   EXPECT_EQ(r.lines[0], "step 5 online_d1_movable_d2_kernel: dmesg: unexpected line 'Offlined Pages 32768'");
 }
 
+// Scenario: in c2's device_del step the actual trace attaches the DEVICE_DELETED event to the
+// wait_event action instead of device_del (the driver attributes events by host timing), then
+// drops an event altogether.
+// Expect: the move is no difference; the dropped event is one.
+TEST(DiffNoise, QmpEventsComparedPerStep) {
+  const Trace e = load("c2_qmp_hotplug");
+  Trace a = e;
+  auto& actions = *a.steps[6].host_actions;
+  ASSERT_EQ(*actions[1].action, "wait_event DEVICE_DELETED 60");
+  auto& from = *actions[0].events;
+  ASSERT_EQ(from.size(), 3u);
+  actions[1].events->push_back(from[2]);
+  from.pop_back();
+  EXPECT_EQ(diff_traces(e, a).mismatched, 0u);
+  actions[1].events->clear();
+  const DiffResult r = diff_traces(e, a);
+  EXPECT_EQ(r.mismatched, 1u);
+  ASSERT_EQ(r.lines.size(), 1u);
+  EXPECT_EQ(r.lines[0],
+            "step 6 device_del_d1_online_movable: QMP events: expected line '{\"event\":\"ACPI_DEVICE_OST\",\"data\":{\"info\":"
+            "{\"source\":3,\"status\":0,\"slot\":\"0\",\"slot-type\":\"DIMM\"}}}' missing");
+}
+
+// Scenario: a pfn sampled twice (overlapping pfns: items) in both traces, then a third time in
+// the actual trace only.
+// Expect: the repeats pair up in order; the extra sample is one unit not in the expected trace.
+TEST(DiffEdits, RepeatedKeysPairInOrder) {
+  Trace e;
+  e.steps.resize(1);
+  e.steps[0].name = "boot";
+  KpageflagsEntry k;
+  k.pfn = "0x10";
+  k.flags = "0x0000000100000000";
+  k.flag_names = std::vector<std::string>{"RESERVED"};
+  k.count = 0;
+  e.steps[0].snapshot.kpageflags = std::vector<KpageflagsEntry>{k, k};
+  Trace a = e;
+  EXPECT_EQ(diff_traces(e, a).mismatched, 0u);
+  EXPECT_EQ(diff_traces(e, a).matched, 2u + 4u);  // qemu_cmdline, completed; 2 x (flags, count)
+  a.steps[0].snapshot.kpageflags->push_back(k);
+  const DiffResult r = diff_traces(e, a);
+  EXPECT_EQ(r.mismatched, 2u);
+  ASSERT_EQ(r.lines.size(), 1u);
+  EXPECT_EQ(r.lines[0], "step 0 boot: /proc/kpageflags: pfn 0x10: not in the expected trace (2 observations)");
+}
+
 // Scenario: the verbose report of a clean comparison.
 // Expect: one total per step, and the final observations line.
 TEST(DiffFormat, VerbosePrintsPerStepTotals) {
