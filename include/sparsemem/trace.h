@@ -37,7 +37,7 @@ struct HostActionRecord {
 };
 
 // One /proc/iomem line.
-struct IomemEntry {
+struct TraceIomemLine {
   int64_t depth = 0;  // nesting level, 0 = top
   std::string start;  // "0x..." as printed (zero-padded to the field width /proc/iomem used)
   std::string end;    // inclusive
@@ -45,7 +45,7 @@ struct IomemEntry {
   OrderedJson extra = OrderedJson::object();
 };
 // The /proc/iomem line an entry came from: "  " per level, "start-end : name" without 0x.
-std::string iomem_line(const IomemEntry& e);
+std::string iomem_line(const TraceIomemLine& e);
 
 // /sys/devices/system/memory/memoryN.
 struct MemoryBlockEntry {
@@ -95,7 +95,7 @@ struct NdDaxEntry {
 // The state at the end of a step. A part is absent when the guest did not report it (no pfns:
 // leaves kpageflags out; a guest that died mid-snapshot leaves the rest out).
 struct Snapshot {
-  std::optional<std::vector<IomemEntry>> iomem;
+  std::optional<std::vector<TraceIomemLine>> iomem;
   std::optional<std::vector<std::string>> iomem_raw;
   std::optional<std::vector<MemoryBlockEntry>> memory_blocks;
   std::optional<std::vector<std::pair<std::string, std::string>>> memory_global;
@@ -169,7 +169,7 @@ Result<void> save_trace(const Trace& t, const std::string& path);
 // The oracle's parsers for the guest's raw snapshot text (run: parse_iomem, parse_blocks,
 // parse_kv, parse_zoneinfo, parse_meminfo, parse_kpageflags, parse_acpimem, parse_nddax), so an
 // executor that renders the kernel's files builds exactly the structures the oracle records.
-std::vector<IomemEntry> parse_iomem_lines(const std::vector<std::string>& lines);
+std::vector<TraceIomemLine> parse_iomem_lines(const std::vector<std::string>& lines);
 std::vector<MemoryBlockEntry> parse_memblocks_lines(const std::vector<std::string>& lines);
 std::vector<std::pair<std::string, std::string>> parse_kv_lines(const std::vector<std::string>& lines);
 std::vector<ZoneEntry> parse_zoneinfo_lines(const std::vector<std::string>& lines);

@@ -714,7 +714,7 @@ class Differ {
     auto p = [](const Snapshot* s, auto member) { return s != nullptr && (s->*member) ? &*(s->*member) : nullptr; };
 
     // /proc/iomem, one line per resource.
-    auto iomem_lines = [](const std::vector<IomemEntry>& v) {
+    auto iomem_lines = [](const std::vector<TraceIomemLine>& v) {
       std::vector<std::string> out;
       for (const auto& x : v) out.push_back(iomem_line(x));
       return out;

@@ -135,10 +135,10 @@ Result<HostActionRecord> as_host_action(const J& v, const std::string& path) {
   return a;
 }
 
-Result<IomemEntry> as_iomem(const J& v, const std::string& path) {
+Result<TraceIomemLine> as_iomem(const J& v, const std::string& path) {
   if (!v.is_object()) return layout_error(path, "an object");
   ObjReader r(v, path);
-  IomemEntry e;
+  TraceIomemLine e;
   SPM_TRY_ASSIGN(e.depth, r.req<int64_t>("depth", as_int));
   SPM_TRY_ASSIGN(e.start, r.req<std::string>("start", as_string));
   SPM_TRY_ASSIGN(e.end, r.req<std::string>("end", as_string));
@@ -272,7 +272,7 @@ Result<Snapshot> as_snapshot(const J& v, const std::string& path) {
       return as_list<T>(x, p, conv);
     };
   };
-  SPM_TRY_ASSIGN(s.iomem, r.opt<std::vector<IomemEntry>>("iomem", list(as_iomem)));
+  SPM_TRY_ASSIGN(s.iomem, r.opt<std::vector<TraceIomemLine>>("iomem", list(as_iomem)));
   SPM_TRY_ASSIGN(s.iomem_raw, r.opt<std::vector<std::string>>("iomem_raw", as_strings));
   SPM_TRY_ASSIGN(s.memory_blocks, r.opt<std::vector<MemoryBlockEntry>>("memory_blocks", list(as_block)));
   SPM_TRY_ASSIGN(s.memory_global, (r.opt<std::vector<std::pair<std::string, std::string>>>("memory_global", as_string_map)));
@@ -531,7 +531,7 @@ void dict_set(std::vector<std::pair<std::string, V>>& d, std::string key, V valu
 
 }  // namespace
 
-std::string iomem_line(const IomemEntry& e) {
+std::string iomem_line(const TraceIomemLine& e) {
   auto hex = [](const std::string& s) { return s.starts_with("0x") ? s.substr(2) : s; };
   std::string out(static_cast<size_t>(std::max<int64_t>(e.depth, 0)) * 2, ' ');
   return out + hex(e.start) + "-" + hex(e.end) + " : " + e.name;
@@ -642,14 +642,14 @@ Result<void> save_trace(const Trace& t, const std::string& path) {
   return {};
 }
 
-std::vector<IomemEntry> parse_iomem_lines(const std::vector<std::string>& lines) {
+std::vector<TraceIomemLine> parse_iomem_lines(const std::vector<std::string>& lines) {
   // ^( *)([0-9a-f]+)-([0-9a-f]+) : (.*)$
   auto hexrun = [](std::string_view s, size_t i) {
     size_t j = i;
     while (j < s.size() && ((s[j] >= '0' && s[j] <= '9') || (s[j] >= 'a' && s[j] <= 'f'))) ++j;
     return j;
   };
-  std::vector<IomemEntry> out;
+  std::vector<TraceIomemLine> out;
   for (const std::string_view l : lines) {
     size_t i = 0;
     while (i < l.size() && l[i] == ' ') ++i;
@@ -657,7 +657,7 @@ std::vector<IomemEntry> parse_iomem_lines(const std::vector<std::string>& lines)
     if (a_end == i || a_end >= l.size() || l[a_end] != '-') continue;
     const size_t b_end = hexrun(l, a_end + 1);
     if (b_end == a_end + 1 || l.substr(b_end, 3) != " : ") continue;
-    out.push_back(IomemEntry{static_cast<int64_t>(i / 2), "0x" + std::string(l.substr(i, a_end - i)),
+    out.push_back(TraceIomemLine{static_cast<int64_t>(i / 2), "0x" + std::string(l.substr(i, a_end - i)),
                              "0x" + std::string(l.substr(a_end + 1, b_end - a_end - 1)),
                              std::string(l.substr(b_end + 3)), J::object()});
   }

@@ -155,7 +155,7 @@ TEST(DiffEdits, ChangedZonePresentAndExtraLine) {
   EXPECT_EQ(r.lines[0], "step 2 online_kernel_50_51: /proc/zoneinfo: Node 0, zone Normal: present: expected 344064 got 311296");
 
   a = e;
-  a.steps[3].snapshot.iomem->push_back(IomemEntry{0, "0x1c0000000", "0x1c7ffffff", "System RAM", OrderedJson::object()});
+  a.steps[3].snapshot.iomem->push_back(TraceIomemLine{0, "0x1c0000000", "0x1c7ffffff", "System RAM", OrderedJson::object()});
   a.steps[3].snapshot.iomem_raw->push_back("1c0000000-1c7ffffff : System RAM");
   r = diff_traces(e, a);
   EXPECT_EQ(r.mismatched, 1u);
