@@ -138,3 +138,27 @@ std::span<const ArchProfile> all_arch_profiles();
 const ArchProfile* find_arch_profile(std::string_view name);
 
 }  // namespace sparsemem
+
+namespace sparsemem {
+
+// Memory block size (spec §1.3): x86's probe_memory_block_size() evaluated once at boot, or the
+// weak default of one section (arm64). `platform_bytes` is a size set by the platform (UV, Xen,
+// hyperv); 0 when none. `boot_mem_end` is max_pfn's byte address (end of boot RAM).
+constexpr uint64_t probe_memory_block_size(const ArchProfile& a, uint64_t boot_mem_end, bool hypervisor,
+                                           uint64_t platform_bytes = 0) {
+  if (a.block_size_rule == BlockSizeRule::Section) return a.section_size();
+  constexpr uint64_t kMin = uint64_t{128} << 20, kMax = uint64_t{2} << 30;
+  if (platform_bytes >= kMin && platform_bytes <= (uint64_t{64} << 30)) return platform_bytes;
+  if (boot_mem_end < (uint64_t{64} << 30)) return kMin;
+  if (!hypervisor) return kMax;
+  for (uint64_t bz = kMax; bz > kMin; bz >>= 1)
+    if ((boot_mem_end & (bz - 1)) == 0) return bz;
+  return kMin;
+}
+static_assert(probe_memory_block_size(kX86_64, 0x144000000, true) == (128 << 20));
+static_assert(probe_memory_block_size(kX86_64, uint64_t{96} << 30, false) == (uint64_t{2} << 30));
+static_assert(probe_memory_block_size(kX86_64, uint64_t{96} << 30, true) == (uint64_t{2} << 30));
+static_assert(probe_memory_block_size(kX86_64, (uint64_t{64} << 30) + (uint64_t{512} << 20), true) == (512 << 20));
+static_assert(probe_memory_block_size(kArm64_64K_42, uint64_t{96} << 30, true) == (512 << 20));
+
+}  // namespace sparsemem

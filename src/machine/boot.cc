@@ -1,0 +1,304 @@
+// Machine construction and boot: memblock, memory_present, sparse_init, subsection maps, zones,
+// memmap_init and the boot memory blocks, as Linux 6.1 does them (spec §4.1). Single-threaded
+// until boot() returns; everything after goes through the hotplug lock.
+#include <algorithm>
+
+#include "sparsemem/machine.h"
+
+namespace sparsemem {
+
+namespace {
+constexpr unsigned MAX_NUMNODES = 1u << NODES_SHIFT;
+
+Result<void> validate_map(const ArchProfile& arch, const BootMemoryMap& map) {
+  if (map.regions.empty()) return fail(Errno::Inval, "boot memory map is empty");
+  std::vector<BootRegion> sorted = map.regions;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const BootRegion& a, const BootRegion& b) { return a.start < b.start; });
+  const uint64_t limit = uint64_t{1} << arch.max_physmem_bits;
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const BootRegion& r = sorted[i];
+    if (r.size == 0) return fail(Errno::Inval, fmt::format("region at {:#x} has size 0", r.start.value()));
+    if ((r.start.value() | r.size) & (arch.page_size() - 1))
+      return fail(Errno::Inval, fmt::format("region [{:#x}+{:#x}] is not aligned to PAGE_SIZE ({:#x})",
+                                            r.start.value(), r.size, arch.page_size()));
+    if (r.start.value() >= limit || r.size > limit - r.start.value())
+      return fail(Errno::Range, fmt::format("region [{:#x}+{:#x}] beyond the physical limit {:#x} (MAX_PHYSMEM_BITS {})",
+                                            r.start.value(), r.size, limit, arch.max_physmem_bits));
+    if (r.nid >= MAX_NUMNODES)
+      return fail(Errno::Inval, fmt::format("region at {:#x}: node {} >= MAX_NUMNODES", r.start.value(), r.nid));
+    if (i > 0) {
+      const BootRegion& p = sorted[i - 1];
+      if (p.start.value() + p.size > r.start.value())
+        return fail(Errno::Inval, fmt::format("regions [{:#x}+{:#x}] and [{:#x}+{:#x}] overlap", p.start.value(),
+                                              p.size, r.start.value(), r.size));
+    }
+  }
+  return {};
+}
+}  // namespace
+
+const char* boot_mem_kind_name(BootMemKind k) {
+  switch (k) {
+    case BootMemKind::Usable: return "usable";
+    case BootMemKind::Reserved: return "reserved";
+    case BootMemKind::NoMap: return "nomap";
+  }
+  return "?";
+}
+
+ZoneLimits boot_zone_limits(const ArchProfile& arch) {
+  ZoneLimits z;
+  const uint64_t four_gib_pfn = (uint64_t{4} << 30) >> arch.page_shift;
+  const uint64_t top = arch.max_pfn_limit();
+  if (arch.family == ArchFamily::X86_64) {
+    z.max_pfn[0] = Pfn((uint64_t{16} << 20) >> arch.page_shift);  // MAX_DMA_PFN
+    z.max_pfn[1] = Pfn(four_gib_pfn);                             // MAX_DMA32_PFN
+  } else {
+    z.max_pfn[0] = Pfn(four_gib_pfn);  // zone_dma_bits = 32 without a firmware limit
+    z.max_pfn[1] = Pfn(four_gib_pfn);  // ZONE_DMA32 left empty
+  }
+  z.max_pfn[2] = Pfn(top);
+  z.max_pfn[3] = Pfn(top);
+  z.max_pfn[4] = Pfn(top);
+  return z;
+}
+
+Machine::Machine(MachineConfig config)
+    : m_config(std::move(config)), m_arch(*m_config.arch), m_behaviour(m_config.behaviour) {
+  VmemmapConfig vc;
+  vc.cpu_has_pse = m_config.cpu_has_pse;
+  if (m_arch.vmemmap_from_memstart) {
+    // arm64 memstart_addr: lowest RAM rounded down to ARM64_MEMSTART_ALIGN (here: one section,
+    // enough for the 4K/16K/64K configurations whose window starts at the lowest RAM pfn).
+    uint64_t lowest = UINT64_MAX;
+    for (const BootRegion& r : m_config.memory.regions) lowest = std::min(lowest, r.start.value());
+    if (lowest == UINT64_MAX) lowest = 0;
+    vc.memstart_pfn = m_arch.phys_to_pfn(PhysAddr(lowest & ~(m_arch.section_size() - 1)));
+  }
+  m_vmemmap = std::make_unique<Vmemmap>(m_arch, m_behaviour, m_log, vc);
+  m_sections = std::make_unique<SectionTable>(m_arch, m_behaviour, *m_vmemmap, m_log);
+}
+
+Machine::~Machine() = default;
+
+Result<std::unique_ptr<Machine>> Machine::boot(MachineConfig config) {
+  if (!config.arch) return fail(Errno::Inval, "no architecture profile");
+  SPM_TRY(validate_map(*config.arch, config.memory));
+  std::unique_ptr<Machine> m(new Machine(std::move(config)));
+  HotplugGuard g(m->m_hotplug_lock);
+  SPM_TRY(m->boot_locked());
+  return m;
+}
+
+Result<void> Machine::boot_locked() {
+  // memblock: memory (usable, reserved, nomap) merged like memblock_add does for equal nid and
+  // flags; reserved separately.
+  std::vector<BootRegion> regions = m_config.memory.regions;
+  std::sort(regions.begin(), regions.end(), [](const BootRegion& a, const BootRegion& b) { return a.start < b.start; });
+  for (const BootRegion& r : regions) {
+    const Pfn s = m_arch.phys_to_pfn(r.start);
+    const Pfn e = s + NrPages(r.size >> m_arch.page_shift);
+    const bool nomap = r.kind == BootMemKind::NoMap;
+    if (!m_memory.empty() && m_memory.back().end == s && m_memory.back().nid == r.nid && m_memory.back().nomap == nomap)
+      m_memory.back().end = e;
+    else
+      m_memory.push_back(MemRange{s, e, r.nid, nomap});
+    if (r.kind == BootMemKind::Reserved) {
+      if (!m_reserved.empty() && m_reserved.back().end() == s)
+        m_reserved.back().nr += e - s;
+      else
+        m_reserved.push_back(PfnRange{s, e - s});
+    }
+  }
+  m_max_pfn = m_memory.back().end;
+
+  // memblocks_present() + sparse_init() + subsection_map_init() (spec §4.1 steps 1-3).
+  for (const MemRange& r : m_memory) SPM_TRY(m_sections->memory_present(r.nid, r.start, r.end));
+  SPM_TRY(m_sections->sparse_init());
+  for (const MemRange& r : m_memory) m_sections->subsection_map_init(r.start, r.end - r.start);
+
+  // Nodes and zone spans (free_area_init): a zone spans its arch range clipped to the node span.
+  unsigned max_nid = 0;
+  for (const MemRange& r : m_memory) max_nid = std::max(max_nid, r.nid);
+  m_nodes.resize(max_nid + 1);
+  const ZoneLimits lim = boot_zone_limits(m_arch);
+  for (unsigned nid = 0; nid <= max_nid; ++nid) {
+    Node& n = m_nodes[nid];
+    n.nid = nid;
+    for (unsigned z = 0; z < MAX_NR_ZONES; ++z) {
+      n.zones[z].type = static_cast<ZoneType>(z);
+      n.zones[z].nid = nid;
+    }
+    Pfn nstart(UINT64_MAX), nend(0);
+    for (const MemRange& r : m_memory)
+      if (r.nid == nid) {
+        nstart = std::min(nstart, r.start);
+        nend = std::max(nend, r.end);
+      }
+    if (nend.value() == 0) continue;
+    n.online = true;
+    n.node_start_pfn = nstart;
+    n.node_spanned_pages = nend - nstart;
+    Pfn zlo(0);
+    for (unsigned z = 0; z <= static_cast<unsigned>(ZoneType::Normal); ++z) {
+      const Pfn zhi = lim.max_pfn[z];
+      const Pfn s = std::max(zlo, nstart), e = std::min(zhi, nend);
+      Zone& zone = n.zones[z];
+      if (s < e) {
+        zone.zone_start_pfn = s;
+        zone.spanned_pages = e - s;
+        for (const MemRange& r : m_memory) {
+          if (r.nid != nid) continue;
+          const Pfn a = std::max(r.start, s), b = std::min(r.end, e);
+          if (a < b) zone.present_pages += b - a;
+        }
+        zone.present_early_pages = zone.present_pages;
+        n.node_present_pages += zone.present_pages;
+      }
+      zlo = std::max(zlo, zhi);
+    }
+  }
+
+  memmap_init_locked();
+  free_boot_memory_locked();
+  create_boot_blocks_locked();
+  return {};
+}
+
+// init_unavailable_range(): holes whose pageblock has a memmap get reserved descriptors of the
+// following range's zone and node (spec §4.1 step 5), logged once per call.
+void Machine::init_unavailable_range(Pfn start, Pfn end, ZoneType zone, unsigned nid) {
+  uint64_t count = 0;
+  const uint64_t pb = m_arch.pageblock_nr_pages().value();
+  const uint64_t ps = m_arch.pages_per_section().value();
+  for (uint64_t pfn = start.value(); pfn < end.value(); ++pfn) {
+    if (!m_sections->pfn_in_present_section(Pfn(pfn))) {
+      pfn |= ps - 1;  // no section: nothing in it has a memmap (large holes cost one step per section)
+      continue;
+    }
+    if (!m_sections->pfn_valid(Pfn(pfn & ~(pb - 1)))) {
+      pfn |= pb - 1;  // skip to the end of this pageblock
+      continue;
+    }
+    init_reserved_page(*m_vmemmap->pfn_to_page(Pfn(pfn)), zone, nid, m_vmemmap->page_addr(Pfn(pfn)));
+    ++count;
+  }
+  if (count)
+    m_log.log(LogLevel::Info, "On node {}, zone {}: {} pages in unavailable ranges", nid, zone_name(zone), count);
+}
+
+void Machine::memmap_init_locked() {
+  const ZoneLimits lim = boot_zone_limits(m_arch);
+  Pfn hole(0);
+  ZoneType last_zone = ZoneType::DMA;
+  unsigned last_nid = 0;
+  for (const MemRange& r : m_memory) {
+    Pfn zlo(0);
+    for (unsigned z = 0; z <= static_cast<unsigned>(ZoneType::Normal); ++z) {
+      const Pfn zhi = lim.max_pfn[z];
+      const Pfn s = std::max(r.start, zlo), e = std::min(r.end, zhi);
+      zlo = std::max(zlo, zhi);
+      if (s >= e) continue;
+      const ZoneType zt = static_cast<ZoneType>(z);
+      for (Pfn pfn = s; pfn < e; ++pfn) {
+        init_single_page(*m_vmemmap->pfn_to_page(pfn), zt, r.nid, m_vmemmap->page_addr(pfn));
+        if (m_arch.pageblock_aligned(pfn)) m_sections->set_pageblock_migratetype(pfn, Migratetype::Movable);
+      }
+      if (hole < s) init_unavailable_range(hole, s, zt, r.nid);
+      hole = e;
+      last_zone = zt;
+      last_nid = r.nid;
+    }
+  }
+  // The tail of the last section beyond RAM (16384 pages for RAM ending at 0x143ffffff).
+  const Pfn tail_end = m_arch.section_nr_to_pfn(m_arch.pfn_to_section_nr(Pfn(hole.value() + m_arch.pages_per_section().value() - 1)));
+  if (hole < tail_end) init_unavailable_range(hole, tail_end, last_zone, last_nid);
+}
+
+// memblock_free_all(): reserved and NOMAP pages keep PG_reserved; everything else goes to the
+// buddy in naturally aligned blocks of up to MAX_ORDER-1 (as __free_pages_core would merge them).
+void Machine::free_boot_memory_locked() {
+  for (const PfnRange& r : m_reserved)
+    for (Pfn pfn = r.start; pfn < r.end(); ++pfn) m_vmemmap->pfn_to_page(pfn)->set(PG::reserved);
+  size_t ri = 0;  // m_reserved and m_memory are both sorted
+  for (const MemRange& r : m_memory) {
+    if (r.nomap) {
+      for (Pfn pfn = r.start; pfn < r.end; ++pfn) m_vmemmap->pfn_to_page(pfn)->set(PG::reserved);
+      continue;
+    }
+    Pfn pfn = r.start;
+    while (pfn < r.end) {
+      while (ri < m_reserved.size() && m_reserved[ri].end() <= pfn) ++ri;
+      Pfn free_end = r.end;
+      if (ri < m_reserved.size() && m_reserved[ri].start <= pfn) {
+        pfn = std::min(r.end, m_reserved[ri].end());
+        continue;
+      }
+      if (ri < m_reserved.size() && m_reserved[ri].start < free_end) free_end = m_reserved[ri].start;
+      while (pfn < free_end) {
+        unsigned order = m_arch.max_order - 1;
+        while (order > 0 && ((pfn.value() & ((uint64_t{1} << order) - 1)) ||
+                             pfn.value() + (uint64_t{1} << order) > free_end.value()))
+          --order;
+        const NrPages n(uint64_t{1} << order);
+        for (Pfn p = pfn; p < pfn + n; ++p) m_vmemmap->pfn_to_page(p)->refcount = 0;
+        Page* head = m_vmemmap->pfn_to_page(pfn);
+        head->set_type(PG_buddy);
+        head->private_ = order;
+        m_nodes[r.nid].zone(head->zone()).managed_pages += n;
+        pfn += n;
+      }
+    }
+  }
+}
+
+void Machine::create_boot_blocks_locked() {
+  m_block_size = probe_memory_block_size(m_arch, m_arch.pfn_to_phys(m_max_pfn).value(), m_config.hypervisor,
+                                         m_config.platform_block_size);
+  if (m_arch.family == ArchFamily::X86_64)
+    m_log.log(LogLevel::Info, "x86/mm: Memory block size: {}MB", m_block_size >> 20);
+  const uint64_t sections_per_block = m_block_size / m_arch.section_size();
+  for (const SectionNr nr : m_sections->present_sections()) {
+    const BlockId id(nr.value() / sections_per_block);
+    if (!m_boot_blocks.empty() && m_boot_blocks.back().id == id) continue;
+    // Linked to every node with memory in the block; the zone is the single populated zone of the
+    // first node intersecting the block, and none once a second node links (spec §4.1 step 7).
+    const Pfn start = m_arch.section_nr_to_pfn(SectionNr(id.value() * sections_per_block));
+    const NrPages n(m_block_size >> m_arch.page_shift);
+    BootBlock b;
+    b.id = id;
+    unsigned linked = 0;
+    for (const Node& node : m_nodes) {
+      bool hit = false;
+      for (const MemRange& r : m_memory)
+        hit |= r.nid == node.nid && PfnRange{r.start, r.end - r.start}.overlaps(PfnRange{start, n});
+      if (!hit) continue;
+      if (++linked == 1) {
+        unsigned zones = 0;
+        for (const Zone& z : node.zones)
+          if (z.populated() && z.intersects(start, n)) {
+            ++zones;
+            b.zone = z.type;
+          }
+        b.single_zone = zones == 1;
+      } else {
+        b.single_zone = false;
+      }
+      b.nid = node.nid;
+    }
+    m_boot_blocks.push_back(b);
+  }
+}
+
+Result<void> Machine::add_pages(unsigned nid, PfnRange range, VmemAltmap* altmap) {
+  HotplugGuard g(m_hotplug_lock);
+  return m_sections->add_pages(nid, range.start, range.nr, altmap);
+}
+
+void Machine::remove_pages(PfnRange range, VmemAltmap* altmap) {
+  HotplugGuard g(m_hotplug_lock);
+  m_sections->remove_pages(range.start, range.nr, altmap);
+}
+
+}  // namespace sparsemem
