@@ -13,13 +13,17 @@
 #include "sparsemem/check.h"
 #include "sparsemem/invariant.h"
 #include "sparsemem/klog.h"
+#include "sparsemem/memblock.h"
 #include "sparsemem/memmap.h"
+#include "sparsemem/resource.h"
 #include "sparsemem/result.h"
 #include "sparsemem/section.h"
 #include "sparsemem/units.h"
 #include "sparsemem/zone.h"
 
 namespace sparsemem {
+
+struct PlatformDescription;
 
 // What one range of the boot memory map is (memblock's view after firmware parsing).
 enum class BootMemKind : uint8_t {
@@ -41,13 +45,27 @@ struct BootMemoryMap {
   std::vector<BootRegion> regions;
 };
 
+// A boot-time /proc/iomem entry (firmware map, kernel image, ROMs, bridges), inserted in order.
+struct BootResource {
+  PhysAddr start;
+  PhysAddr end;  // inclusive
+  std::string name;
+  unsigned depth = 0;
+  ResourceFlags flags = IORESOURCE_MEM;
+  IoresDesc desc = IoresDesc::None;
+};
+
 struct MachineConfig {
   const ArchProfile* arch = &kX86_64;
   Behaviour behaviour = kLinux61;
   bool cpu_has_pse = true;     // x86 CPUID PSE: 2 MiB vmemmap mappings
   bool hypervisor = true;      // X86_FEATURE_HYPERVISOR (QEMU guests): memory block size probing
   uint64_t platform_block_size = 0;  // set_memory_block_size_order() by a platform, 0 = none
+  unsigned cpu_phys_bits = 0;  // x86 CPU-reported physical bits (iomem root end); 0: MAX_PHYSMEM_BITS
   BootMemoryMap memory;
+  // Boot /proc/iomem. Empty: one "System RAM" entry per memblock.memory range, as arm64's
+  // request_standard_resources() makes them.
+  std::vector<BootResource> iomem;
 };
 
 // A memory block created at boot (drivers/base/memory.c memory_dev_init, spec §4.1 step 7).
@@ -86,6 +104,10 @@ class Machine {
   // zero-sized region or a node id >= MAX_NUMNODES, -ERANGE for a region beyond the profile's
   // physical limit; nothing is built then.
   static Result<std::unique_ptr<Machine>> boot(MachineConfig config);
+  // Boots the machine a platform (QEMU options or a plain map) describes: memblock from its
+  // memory map trimmed to whole pages, /proc/iomem from its firmware resources.
+  static Result<std::unique_ptr<Machine>> boot(const PlatformDescription& platform, const Behaviour& behaviour);
+  static Result<MachineConfig> config_from_platform(const PlatformDescription& platform, const Behaviour& behaviour);
   ~Machine();
 
   const ArchProfile& arch() const { return m_arch; }
@@ -108,15 +130,8 @@ class Machine {
   const std::vector<BootBlock>& boot_blocks() const { return m_boot_blocks; }
   uint64_t memory_block_size() const { return m_block_size; }
   Pfn max_pfn() const { return m_max_pfn; }
-  // memblock.memory after boot, merged, in order.
-  struct MemRange {
-    Pfn start;
-    Pfn end;
-    unsigned nid;
-    bool nomap;
-  };
-  const std::vector<MemRange>& memblock_memory() const { return m_memory; }
-  const std::vector<PfnRange>& memblock_reserved() const { return m_reserved; }
+  const Memblock& memblock() const { return m_memblock; }
+  const ResourceTree& iomem() const { return m_iomem; }
 
   // add_pages() / __remove_pages(): sections and memmap only, as memremap_pages of
   // MEMORY_DEVICE_PRIVATE uses them (spec §4.4, §4.5). Takes the hotplug lock.
@@ -128,12 +143,23 @@ class Machine {
 
  private:
   explicit Machine(MachineConfig config);
+  // memblock in pfn units: memory ranges (merged by node and NOMAP) and reserved ranges.
+  struct MemRange {
+    Pfn start;
+    Pfn end;
+    unsigned nid;
+    bool nomap;
+  };
+  std::vector<MemRange> memory_pfn_ranges() const;
+  std::vector<PfnRange> reserved_pfn_ranges() const;
   Result<void> boot_locked() SPM_REQUIRES(m_hotplug_lock);
-  void memmap_init_locked() SPM_REQUIRES(m_hotplug_lock);
-  void free_boot_memory_locked() SPM_REQUIRES(m_hotplug_lock);
-  void create_boot_blocks_locked() SPM_REQUIRES(m_hotplug_lock);
+  void memmap_init_locked(const std::vector<MemRange>& mem) SPM_REQUIRES(m_hotplug_lock);
+  void free_boot_memory_locked(const std::vector<MemRange>& mem, const std::vector<PfnRange>& reserved)
+      SPM_REQUIRES(m_hotplug_lock);
+  void create_boot_blocks_locked(const std::vector<MemRange>& mem) SPM_REQUIRES(m_hotplug_lock);
   void init_unavailable_range(Pfn start, Pfn end, ZoneType zone, unsigned nid);
   void check_cross(InvariantReport& report) const;
+  Result<void> insert_boot_iomem_locked() SPM_REQUIRES(m_hotplug_lock);
 
   MachineConfig m_config;
   const ArchProfile& m_arch;
@@ -143,8 +169,8 @@ class Machine {
   std::unique_ptr<SectionTable> m_sections;
   mutable HotplugLock m_hotplug_lock;
   std::vector<Node> m_nodes;
-  std::vector<MemRange> m_memory;
-  std::vector<PfnRange> m_reserved;
+  Memblock m_memblock;
+  ResourceTree m_iomem;
   std::vector<BootBlock> m_boot_blocks;
   uint64_t m_block_size = 0;
   Pfn m_max_pfn{0};

@@ -65,7 +65,12 @@ ZoneLimits boot_zone_limits(const ArchProfile& arch) {
 }
 
 Machine::Machine(MachineConfig config)
-    : m_config(std::move(config)), m_arch(*m_config.arch), m_behaviour(m_config.behaviour) {
+    : m_config(std::move(config)),
+      m_arch(*m_config.arch),
+      m_behaviour(m_config.behaviour),
+      m_memblock(m_arch),
+      m_iomem(m_arch, iomem_root_end(m_arch, m_config.cpu_phys_bits ? m_config.cpu_phys_bits : m_arch.max_physmem_bits).value_or(PhysAddr(~uint64_t{0})),
+              m_behaviour, &m_log) {
   VmemmapConfig vc;
   vc.cpu_has_pse = m_config.cpu_has_pse;
   if (m_arch.vmemmap_from_memstart) {
@@ -92,25 +97,14 @@ Result<std::unique_ptr<Machine>> Machine::boot(MachineConfig config) {
 }
 
 Result<void> Machine::boot_locked() {
-  // memblock: memory (usable, reserved, nomap) merged like memblock_add does for equal nid and
-  // flags; reserved separately.
-  std::vector<BootRegion> regions = m_config.memory.regions;
-  std::sort(regions.begin(), regions.end(), [](const BootRegion& a, const BootRegion& b) { return a.start < b.start; });
-  for (const BootRegion& r : regions) {
-    const Pfn s = m_arch.phys_to_pfn(r.start);
-    const Pfn e = s + NrPages(r.size >> m_arch.page_shift);
-    const bool nomap = r.kind == BootMemKind::NoMap;
-    if (!m_memory.empty() && m_memory.back().end == s && m_memory.back().nid == r.nid && m_memory.back().nomap == nomap)
-      m_memory.back().end = e;
-    else
-      m_memory.push_back(MemRange{s, e, r.nid, nomap});
-    if (r.kind == BootMemKind::Reserved) {
-      if (!m_reserved.empty() && m_reserved.back().end() == s)
-        m_reserved.back().nr += e - s;
-      else
-        m_reserved.push_back(PfnRange{s, e - s});
-    }
+  // memblock.memory and memblock.reserved, as e820__memblock_setup / the DT scan fill them.
+  for (const BootRegion& r : m_config.memory.regions) {
+    const MemblockFlags flags = r.kind == BootMemKind::NoMap ? MEMBLOCK_NOMAP : MEMBLOCK_NONE;
+    SPM_TRY(m_memblock.add_node(r.start, r.size, static_cast<int>(r.nid), flags));
+    if (r.kind == BootMemKind::Reserved) SPM_TRY(m_memblock.reserve(r.start, r.size));
   }
+  const std::vector<MemRange> m_memory = memory_pfn_ranges();
+  const std::vector<PfnRange> reserved = reserved_pfn_ranges();
   m_max_pfn = m_memory.back().end;
 
   // memblocks_present() + sparse_init() + subsection_map_init() (spec §4.1 steps 1-3).
@@ -160,10 +154,10 @@ Result<void> Machine::boot_locked() {
     }
   }
 
-  memmap_init_locked();
-  free_boot_memory_locked();
-  create_boot_blocks_locked();
-  return {};
+  memmap_init_locked(m_memory);
+  free_boot_memory_locked(m_memory, reserved);
+  create_boot_blocks_locked(m_memory);
+  return insert_boot_iomem_locked();
 }
 
 // init_unavailable_range(): holes whose pageblock has a memmap get reserved descriptors of the
@@ -188,7 +182,7 @@ void Machine::init_unavailable_range(Pfn start, Pfn end, ZoneType zone, unsigned
     m_log.log(LogLevel::Info, "On node {}, zone {}: {} pages in unavailable ranges", nid, zone_name(zone), count);
 }
 
-void Machine::memmap_init_locked() {
+void Machine::memmap_init_locked(const std::vector<MemRange>& m_memory) {
   const ZoneLimits lim = boot_zone_limits(m_arch);
   Pfn hole(0);
   ZoneType last_zone = ZoneType::DMA;
@@ -218,7 +212,8 @@ void Machine::memmap_init_locked() {
 
 // memblock_free_all(): reserved and NOMAP pages keep PG_reserved; everything else goes to the
 // buddy in naturally aligned blocks of up to MAX_ORDER-1 (as __free_pages_core would merge them).
-void Machine::free_boot_memory_locked() {
+void Machine::free_boot_memory_locked(const std::vector<MemRange>& m_memory,
+                                      const std::vector<PfnRange>& m_reserved) {
   for (const PfnRange& r : m_reserved)
     for (Pfn pfn = r.start; pfn < r.end(); ++pfn) m_vmemmap->pfn_to_page(pfn)->set(PG::reserved);
   size_t ri = 0;  // m_reserved and m_memory are both sorted
@@ -253,7 +248,7 @@ void Machine::free_boot_memory_locked() {
   }
 }
 
-void Machine::create_boot_blocks_locked() {
+void Machine::create_boot_blocks_locked(const std::vector<MemRange>& m_memory) {
   m_block_size = probe_memory_block_size(m_arch, m_arch.pfn_to_phys(m_max_pfn).value(), m_config.hypervisor,
                                          m_config.platform_block_size);
   if (m_arch.family == ArchFamily::X86_64)
@@ -289,6 +284,53 @@ void Machine::create_boot_blocks_locked() {
     }
     m_boot_blocks.push_back(b);
   }
+}
+
+std::vector<Machine::MemRange> Machine::memory_pfn_ranges() const {
+  std::vector<MemRange> out;
+  for (const MemblockRegion& r : m_memblock.memory()) {
+    const Pfn s = m_arch.phys_to_pfn(r.base), e = m_arch.phys_to_pfn(PhysAddr(r.end()));
+    const unsigned nid = static_cast<unsigned>(r.nid);
+    const bool nomap = r.flags.any(MEMBLOCK_NOMAP);
+    // Adjacent regions that differ only in flags are one range for zones; NOMAP stays separate.
+    if (!out.empty() && out.back().end == s && out.back().nid == nid && out.back().nomap == nomap)
+      out.back().end = e;
+    else
+      out.push_back(MemRange{s, e, nid, nomap});
+  }
+  return out;
+}
+
+std::vector<PfnRange> Machine::reserved_pfn_ranges() const {
+  std::vector<PfnRange> out;
+  for (const MemblockRegion& r : m_memblock.reserved()) {
+    const Pfn s = m_arch.phys_to_pfn(r.base), e = m_arch.phys_to_pfn(PhysAddr(r.end()));
+    out.push_back(PfnRange{s, e - s});
+  }
+  return out;
+}
+
+// The boot /proc/iomem: the platform's firmware resources in order (each nested under the
+// previous entry one level up), or System RAM per memblock range when the platform gave none.
+Result<void> Machine::insert_boot_iomem_locked() {
+  if (m_config.iomem.empty()) {
+    for (const MemRange& r : memory_pfn_ranges()) {
+      if (r.nomap) continue;
+      SPM_TRY(m_iomem.insert_resource(m_iomem.root(), m_arch.pfn_to_phys(r.start),
+                                      PhysAddr(m_arch.pfn_to_phys(r.end).value() - 1), "System RAM",
+                                      IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY));
+    }
+    return {};
+  }
+  std::vector<ResourceId> parents{m_iomem.root()};
+  for (const BootResource& r : m_config.iomem) {
+    if (r.depth + 1 > parents.size())
+      return fail(Errno::Inval, fmt::format("boot resource '{}' at depth {} has no parent", r.name, r.depth));
+    parents.resize(r.depth + 1);
+    SPM_TRY_ASSIGN(const ResourceId id, m_iomem.insert_resource(parents.back(), r.start, r.end, r.name, r.flags, r.desc));
+    parents.push_back(id);
+  }
+  return {};
 }
 
 Result<void> Machine::add_pages(unsigned nid, PfnRange range, VmemAltmap* altmap) {

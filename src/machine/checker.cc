@@ -11,6 +11,8 @@ InvariantReport Machine::check() const {
   HotplugGuard g(m_hotplug_lock);
   m_vmemmap->check_invariants(report);
   m_sections->check_invariants(report);
+  m_memblock.check_invariants(report);
+  m_iomem.check_invariants(report);
   for (const Node& n : m_nodes) n.check_invariants(report);
   check_cross(report);
   return report;
@@ -49,7 +51,7 @@ void Machine::check_cross(InvariantReport& report) const {
                     pfn.value(), zone_name(zt), nid);
     }
   }
-  for (const MemRange& r : m_memory) {
+  for (const MemRange& r : memory_pfn_ranges()) {
     for (SectionNr nr = m_arch.pfn_to_section_nr(r.start); nr <= m_arch.pfn_to_section_nr(r.end - NrPages(1));
          nr = nr.next()) {
       const MemSection* ms = m_sections->find(nr);

@@ -7,6 +7,7 @@
 #include <regex>
 #include <set>
 
+#include "sparsemem/platform.h"
 #include "support/machines.h"
 
 namespace sparsemem {
@@ -121,6 +122,50 @@ TEST(OracleBaseline, boot_layout_matches_a_baseline_trace) {
     EXPECT_EQ(m->pfn_to_online_page(Pfn(pfn)) == nullptr, nopage) << "pfn " << std::hex << pfn;
   }
   expect_clean(*m);
+}
+
+// Scenario: boot every recorded trace's QEMU machine through the platform layer. Expect: the boot
+// /proc/iomem equals the trace's step-0 iomem_raw minus what drivers add later (NVDIMM "Persistent
+// Memory" containers and cold DIMMs' hot-added "System RAM"), the boot memory blocks equal the
+// trace's online blocks, and the checker is clean.
+TEST(OracleBaseline, every_trace_machine_boots_to_its_step0_layout) {
+  for (const char* name : {"a_baseline", "b_dimm_coldplug", "b2_autoonline_policies", "b3_memmap_on_memory",
+                           "c_dimm_hotremove", "c2_qmp_hotplug", "d1_nvdimm_devdax", "d2_nvdimm_labelless",
+                           "d3_pmem_in_early_section", "e_kmem", "f_errors"}) {
+    SCOPED_TRACE(name);
+    const nlohmann::json t = testing::load_trace(name);
+    std::vector<std::string> argv = t["qemu_cmdline"];
+    auto platform = platform_from_qemu(argv, t["guest_cmdline"].get<std::string>());
+    ASSERT_TRUE(platform) << platform.error().message;
+    auto m = Machine::boot(*platform, kLinux61);
+    ASSERT_TRUE(m) << m.error().message;
+    const nlohmann::json& snap = t["steps"][0]["snapshot"];
+    // Lines owned by drivers loaded later (nfit, nd_pmem, ACPI memory hotplug) are not boot resources.
+    std::string want;
+    bool skipping = false;
+    std::string got = (*m)->iomem().render();
+    for (const auto& line : snap["iomem_raw"]) {
+      const std::string l = line;
+      if (l.empty()) continue;
+      if (l[0] != ' ') {
+        const uint64_t start = std::stoull(l.substr(0, l.find('-')), nullptr, 16);
+        const std::string n = l.substr(l.find(" : ") + 3);
+        skipping = n == "Persistent Memory" || (n == "System RAM" && start >= 0x180000000ULL);
+      }
+      const std::string child = l.substr(l.find(" : ") + 3);
+      const bool driver_child = l[0] == ' ' && (child.rfind("namespace", 0) == 0 || child.rfind("dax", 0) == 0 ||
+                                                child.rfind("pfn", 0) == 0 || child.rfind("btt", 0) == 0);
+      if (!skipping && !driver_child) want += l + "\n";
+    }
+    EXPECT_EQ(got, want);
+    std::vector<uint64_t> want_ids, got_ids;
+    for (const auto& b : snap["memory_blocks"])
+      // Blocks of cold-plugged DIMMs (device memory from 0x180000000) are hot-added, not boot blocks.
+      if (b["id"].get<uint64_t>() * 0x8000000ULL < 0x180000000ULL) want_ids.push_back(b["id"]);
+    for (const BootBlock& b : (*m)->boot_blocks()) got_ids.push_back(b.id.value());
+    EXPECT_EQ(got_ids, want_ids);
+    testing::expect_clean(**m);
+  }
 }
 
 // Scenario: maps the kernel refuses to build. Expect: EINVAL for overlap, misalignment, zero size,

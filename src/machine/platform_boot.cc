@@ -1,0 +1,37 @@
+// Booting a Machine from a PlatformDescription: the platform's memory map becomes memblock (trimmed
+// to whole pages, as memblock_trim_memory does) and its boot resources become /proc/iomem.
+#include "sparsemem/machine.h"
+#include "sparsemem/platform.h"
+
+namespace sparsemem {
+
+Result<MachineConfig> Machine::config_from_platform(const PlatformDescription& platform, const Behaviour& behaviour) {
+  MachineConfig cfg;
+  cfg.arch = platform.arch;
+  cfg.behaviour = behaviour;
+  cfg.cpu_phys_bits = platform.phys_bits;
+  const ArchProfile& arch = *platform.arch;
+  const uint64_t page = arch.page_size();
+  for (const BootMemoryRegion& r : platform.memory_map) {
+    if (r.kind != BootMemoryKind::Ram && r.kind != BootMemoryKind::Nomap) continue;
+    const uint64_t start = (r.range.start.value() + page - 1) & ~(page - 1);
+    const uint64_t end = (r.range.last.value() + 1) & ~(page - 1);
+    if (end <= start) continue;
+    cfg.memory.regions.push_back(BootRegion{PhysAddr(start), end - start, r.node,
+                                            r.kind == BootMemoryKind::Nomap ? BootMemKind::NoMap
+                                                                            : BootMemKind::Usable});
+  }
+  for (const FirmwareResource& f : platform.iomem) {
+    // The platform layer spells flags and desc with the kernel's numbers (firmware:: constants).
+    cfg.iomem.push_back(BootResource{f.range.start, f.range.last, f.name, f.depth, ResourceFlags(f.flags),
+                                     static_cast<IoresDesc>(f.desc)});
+  }
+  return cfg;
+}
+
+Result<std::unique_ptr<Machine>> Machine::boot(const PlatformDescription& platform, const Behaviour& behaviour) {
+  SPM_TRY_ASSIGN(MachineConfig cfg, config_from_platform(platform, behaviour));
+  return boot(std::move(cfg));
+}
+
+}  // namespace sparsemem
