@@ -141,6 +141,10 @@ class Machine {
   // Runs every structure's check_invariants and the cross-structure invariants (checker.cc).
   InvariantReport check() const;
 
+  // ---- hotplug: memory blocks, add_memory / online / offline / remove (src/machine/hotplug*.cc) ----
+
+  // ---- devmem: ZONE_DEVICE pagemaps, memremap_pages / memunmap_pages (src/machine/devmem*.cc) ----
+
  private:
   explicit Machine(MachineConfig config);
   // memblock in pfn units: memory ranges (merged by node and NOMAP) and reserved ranges.
@@ -160,6 +164,10 @@ class Machine {
   void init_unavailable_range(Pfn start, Pfn end, ZoneType zone, unsigned nid);
   void check_cross(InvariantReport& report) const;
   Result<void> insert_boot_iomem_locked() SPM_REQUIRES(m_hotplug_lock);
+
+  // ---- hotplug private state ----
+
+  // ---- devmem private state ----
 
   MachineConfig m_config;
   const ArchProfile& m_arch;
