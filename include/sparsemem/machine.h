@@ -165,10 +165,6 @@ class Machine {
   void check_cross(InvariantReport& report) const;
   Result<void> insert_boot_iomem_locked() SPM_REQUIRES(m_hotplug_lock);
 
-  // ---- hotplug private state ----
-
-  // ---- devmem private state ----
-
   MachineConfig m_config;
   const ArchProfile& m_arch;
   Behaviour m_behaviour;
@@ -182,6 +178,10 @@ class Machine {
   std::vector<BootBlock> m_boot_blocks;
   uint64_t m_block_size = 0;
   Pfn m_max_pfn{0};
+
+  // ---- hotplug private state (declared after the core so it may be built from it) ----
+
+  // ---- devmem private state ----
 };
 
 }  // namespace sparsemem
