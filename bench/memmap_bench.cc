@@ -41,6 +41,19 @@ void BM_InitSectionMemmap(benchmark::State& state) {
 }
 BENCHMARK(BM_InitSectionMemmap);
 
+// The same initialisation as boot and online_pages run it: init_page_range over the section.
+void BM_InitSectionMemmapRange(benchmark::State& state) {
+  PopulatedSection s;
+  const VmemmapAddr self0 = s.vm.page_addr(kSection40);
+  for (auto _ : state) {
+    init_page_range(s.first, kSectionPages, ZoneType::Normal, 0, self0, false);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kSectionMemmapBytes));
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * kSectionPages));
+}
+BENCHMARK(BM_InitSectionMemmapRange);
+
 // The floor for the above: memset of the same 2 MiB.
 void BM_MemsetSection(benchmark::State& state) {
   PopulatedSection s;

@@ -195,10 +195,17 @@ void Machine::memmap_init_locked(const std::vector<MemRange>& m_memory) {
       zlo = std::max(zlo, zhi);
       if (s >= e) continue;
       const ZoneType zt = static_cast<ZoneType>(z);
-      for (Pfn pfn = s; pfn < e; ++pfn) {
-        init_single_page(*m_vmemmap->pfn_to_page(pfn), zt, r.nid, m_vmemmap->page_addr(pfn));
-        if (m_arch.pageblock_aligned(pfn)) m_sections->set_pageblock_migratetype(pfn, Migratetype::Movable);
+      // One section at a time: descriptors are contiguous in the vmemmap within a section.
+      for (Pfn pfn = s; pfn < e;) {
+        const Pfn sec_end = m_arch.section_nr_to_pfn(m_arch.pfn_to_section_nr(pfn).next());
+        const Pfn chunk_end = std::min(e, sec_end);
+        init_page_range(m_vmemmap->pfn_to_page(pfn), (chunk_end - pfn).value(), zt, r.nid,
+                        m_vmemmap->page_addr(pfn), false);
+        pfn = chunk_end;
       }
+      const uint64_t pb = m_arch.pageblock_nr_pages().value();
+      for (Pfn pfn((s.value() + pb - 1) & ~(pb - 1)); pfn < e; pfn += NrPages(pb))
+        m_sections->set_pageblock_migratetype(pfn, Migratetype::Movable);
       if (hole < s) init_unavailable_range(hole, s, zt, r.nid);
       hole = e;
       last_zone = zt;

@@ -44,4 +44,22 @@ void init_reserved_page(Page& p, ZoneType zone, unsigned nid, VmemmapAddr self) 
   p.set(PG::reserved);
 }
 
+void init_page_range(Page* first, uint64_t n, ZoneType zone, unsigned nid, VmemmapAddr first_self,
+                     bool reserved) {
+  // Everything but the two self-pointing lru words is the same for every page of the range, so
+  // build it once and store whole descriptors: no read of the old (possibly poisoned) contents.
+  Page tmpl{};
+  tmpl.set_zone_nid(zone, nid);
+  if (reserved) tmpl.set(PG::reserved);
+  tmpl.refcount = 1;
+  tmpl.mapcount = -1;
+  uint64_t lru_self = first_self.value() + offsetof(Page, compound_head);
+  for (uint64_t i = 0; i < n; ++i, lru_self += sizeof(Page)) {
+    Page p = tmpl;
+    p.compound_head = lru_self;
+    p.lru_prev = lru_self;
+    first[i] = p;
+  }
+}
+
 }  // namespace sparsemem

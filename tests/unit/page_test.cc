@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <vector>
 
 namespace sparsemem {
 namespace {
@@ -130,6 +131,32 @@ TEST(Page, zone_names) {
   EXPECT_STREQ(zone_name(ZoneType::Normal), "Normal");
   EXPECT_STREQ(zone_name(ZoneType::Movable), "Movable");
   EXPECT_STREQ(zone_name(ZoneType::Device), "Device");
+}
+
+}  // namespace
+}  // namespace sparsemem
+
+namespace sparsemem {
+namespace {
+
+// Scenario: init_page_range over descriptors full of 0xFF poison, reserved and not.
+// Expect: byte-for-byte what init_single_page / init_reserved_page write for each descriptor.
+TEST(PageInitRange, equals_per_page_init) {
+  for (bool reserved : {false, true}) {
+    std::vector<Page> a(37), b(37);
+    std::memset(static_cast<void*>(a.data()), 0xff, a.size() * sizeof(Page));
+    std::memset(static_cast<void*>(b.data()), 0xff, b.size() * sizeof(Page));
+    const uint64_t self0 = 0xffffea0005100000ULL;
+    init_page_range(a.data(), a.size(), ZoneType::Movable, 3, VmemmapAddr(self0), reserved);
+    for (size_t i = 0; i < b.size(); ++i) {
+      if (reserved)
+        init_reserved_page(b[i], ZoneType::Movable, 3, VmemmapAddr(self0 + i * 64));
+      else
+        init_single_page(b[i], ZoneType::Movable, 3, VmemmapAddr(self0 + i * 64));
+    }
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(Page)), 0) << reserved;
+    EXPECT_EQ(a[5].compound_head, self0 + 5 * 64 + 8);
+  }
 }
 
 }  // namespace
