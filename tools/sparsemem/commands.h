@@ -13,5 +13,6 @@ inline constexpr int kExitBadInput = 2;  // unreadable or malformed input, usage
 
 void register_diff(CLI::App& app);   // sparsemem diff EXPECTED ACTUAL [--verbose]
 void register_parse(CLI::App& app);  // sparsemem parse SCENARIO
+void register_boot(CLI::App& app), register_map(CLI::App& app);  // sparsemem boot / sparsemem map (machine options)
 
 }  // namespace sparsemem::cli

@@ -11,6 +11,7 @@ using Register = void (*)(CLI::App&);
 constexpr Register kCommands[] = {
     sparsemem::cli::register_diff,
     sparsemem::cli::register_parse,
+    sparsemem::cli::register_boot, sparsemem::cli::register_map,
 };
 
 }  // namespace

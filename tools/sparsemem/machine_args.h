@@ -1,0 +1,40 @@
+// Machine options shared by the subcommands that boot a machine (boot, map): --arch, --behaviour,
+// --qemu, --append, --map-file, and the boot itself. CLI-only; uses public headers.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "sparsemem/machine.h"
+
+namespace sparsemem::cli {
+
+struct MachineArgs {
+  std::string arch;       // profile name; empty: the platform's default (x86-64, or arm64-4k-48 for virt)
+  std::string behaviour = "linux-6.1";
+  std::string qemu;       // QEMU options, shell-quoted as one string
+  std::string append;     // kernel command-line additions after the oracle's base command line
+  std::string map_file;   // a plain memory map (platform_from_memory_map) instead of QEMU options
+};
+
+// Adds --arch, --behaviour, --qemu, --append and --map-file to `sub`, writing into `args`.
+void add_machine_options(CLI::App* sub, MachineArgs& args);
+
+struct BootedMachine {
+  std::unique_ptr<Machine> machine;
+  std::string description;  // one line: what was booted ("qemu-system-x86_64 -machine pc,... (x86-64)")
+  std::vector<std::string> warnings;  // the platform layer's warnings (QEMU's, and what is not modelled)
+};
+
+// Builds the platform and boots it. The default machine is the oracle's: QEMU pc with
+// `-machine pc,nvdimm=on -m 4160M,slots=4,maxmem=32G -smp 1` (virt instead of pc for an arm64
+// --arch), kernel command line kOracleBaseAppend plus --append. On failure prints
+// "sparsemem <cmd>: <reason>" to stderr and throws CLI::RuntimeError(kExitBadInput).
+BootedMachine boot_from_args(const MachineArgs& args, std::string_view cmd);
+
+// Colour on stdout only for a terminal, and never when NO_COLOR is set (https://no-color.org).
+bool stdout_wants_color();
+
+}  // namespace sparsemem::cli
