@@ -6,6 +6,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <map>
 #include <set>
 #include <tuple>
@@ -26,6 +27,17 @@ std::string size_str(uint64_t bytes) {
     if (bytes >= (uint64_t{1} << shift) && bytes % (uint64_t{1} << shift) == 0)
       return fmt::format("{}{}", bytes >> shift, suffix);
   return fmt::format("{}B", bytes);
+}
+
+// The size of a span of sections: exact while that takes at most four digits, else "~32.9G".
+std::string span_size(uint64_t bytes) {
+  std::string exact = size_str(bytes);
+  if (exact.size() <= 5) return exact;
+  static constexpr std::pair<unsigned, char> kUnits[] = {{40, 'T'}, {30, 'G'}, {20, 'M'}, {10, 'K'}};
+  for (const auto& [shift, suffix] : kUnits)
+    if (bytes >= (uint64_t{1} << shift))
+      return fmt::format("~{:.1f}{}", static_cast<double>(bytes) / static_cast<double>(uint64_t{1} << shift), suffix);
+  return exact;
 }
 
 std::string hex(uint64_t v) { return fmt::format("{:#x}", v); }
@@ -494,22 +506,35 @@ std::string zones_text(const Machine& m, const MapModel& model) {
   return t.render(false, "    ");
 }
 
+const std::vector<std::string> kRunHeadings = {"sections", "physical range", "size",          "state", "subsections",
+                                               "vmemmap",  "zones",          "memory blocks", "iomem"};
+constexpr size_t kStateColumn = 3;
+
+// The cells of one run's line, shared by the text and SVG forms.
+std::vector<std::string> run_cells(const ArchProfile& a, const MapRun& r, unsigned digits) {
+  const uint64_t nsec = r.last.value() - r.first.value() + 1;
+  std::string subs = "-";
+  if (r.in_table && (r.fill != SubsectionFill::None || r.flags.has(SectionFlag::HasMemMap)))
+    subs = fmt::format("{}/{}", r.subsections_set, a.subsections_per_section());
+  return {idx_range(r.first.value(), r.last.value()),
+          phys_span(a, r.first, r.last, digits),
+          span_size(nsec * a.section_size()),
+          r.in_table ? state_str(r.flags) : "-----",
+          subs,
+          r.in_table ? vmemmap_str(r.vmemmap) : "-",
+          r.zones.empty() ? "-" : join(r.zones, "/"),
+          r.blocks.empty() ? "-" : join(r.blocks, ", "),
+          owners_str(r.iomem_owners)};
+}
+
 std::string sections_text(const Machine& m, const MapModel& model, bool color) {
   const ArchProfile& a = m.arch();
   const unsigned digits = hex_digits(model.range.last.value());
   Table t;
-  t.set_color_column(3);
-  t.row({"sections", "physical range", "size", "state", "subsections", "vmemmap", "zones", "memory blocks", "iomem"});
+  t.set_color_column(kStateColumn);
+  t.row(kRunHeadings);
   for (const MapRun& r : model.runs) {
-    const uint64_t nsec = r.last.value() - r.first.value() + 1;
-    std::string subs = "-";
-    if (r.in_table && (r.fill != SubsectionFill::None || r.flags.has(SectionFlag::HasMemMap)))
-      subs = fmt::format("{}/{}", r.subsections_set, a.subsections_per_section());
-    t.row({idx_range(r.first.value(), r.last.value()), phys_span(a, r.first, r.last, digits),
-           size_str(nsec * a.section_size()), r.in_table ? state_str(r.flags) : "-----", subs,
-           r.in_table ? vmemmap_str(r.vmemmap) : "-", r.zones.empty() ? "-" : join(r.zones, "/"),
-           r.blocks.empty() ? "-" : join(r.blocks, ", "), owners_str(r.iomem_owners)},
-          run_color(r));
+    t.row(run_cells(a, r, digits), run_color(r));
     if (r.fill == SubsectionFill::Mixed) {
       t.note(fmt::format("    subsections {}", subsection_ranges(r.subsections)));
       for (const std::string& l : subsection_bitmap_lines(r.subsections)) {
@@ -578,24 +603,30 @@ SvgColors svg_colors(const MapRun& r) {
   return {"#dddddd", "empty section"};
 }
 
+// An SVG body that grows downwards; the document is sized to what was drawn.
 class Svg {
  public:
   void rect(double x, double y, double w, double h, std::string_view fill, std::string_view stroke = "#666666") {
     m_body += fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}" stroke="{}" stroke-width="0.5"/>)",
                           x, y, w, h, fill, stroke);
     m_body += "\n";
+    m_right = std::max(m_right, x + w);
   }
-  void text(double x, double y, std::string_view s, std::string_view extra = {}) {
-    m_body += fmt::format(R"(<text x="{:.1f}" y="{:.1f}"{}{}>{}</text>)", x, y, extra.empty() ? "" : " ", extra,
-                          xml_escape(s));
+  // `size` in px of a monospaced font: DejaVu Sans Mono advances 0.602 em per character.
+  void text(double x, double y, std::string_view s, double size = 12, bool bold = false) {
+    m_body += fmt::format(R"(<text x="{:.1f}" y="{:.1f}" font-size="{}"{}>{}</text>)", x, y, size,
+                          bold ? R"( font-weight="bold")" : "", xml_escape(s));
     m_body += "\n";
+    m_right = std::max(m_right, x + static_cast<double>(s.size()) * 0.61 * size);
   }
-  std::string document(double width, double height) const {
+  std::string document(double margin, double height) const {
+    const double width = std::ceil(m_right + margin);
     std::string out = fmt::format(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{:.0f}\" height=\"{:.0f}\" viewBox=\"0 0 {:.0f} {:.0f}\" "
-        "font-family=\"DejaVu Sans Mono, monospace\" font-size=\"12\">\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" xml:space=\"preserve\" width=\"{:.0f}\" height=\"{:.0f}\" viewBox=\"0 0 {:.0f} {:.0f}\" "
+        "font-family=\"DejaVu Sans Mono, monospace\">\n",
         width, height, width, height);
+    out += "<title>sparsemem map</title>\n";
     out += fmt::format("<rect x=\"0\" y=\"0\" width=\"{:.0f}\" height=\"{:.0f}\" fill=\"#ffffff\"/>\n", width, height);
     out += m_body;
     out += "</svg>\n";
@@ -604,6 +635,7 @@ class Svg {
 
  private:
   std::string m_body;
+  double m_right = 0;
 };
 
 }  // namespace
@@ -701,13 +733,13 @@ std::string render_map_svg(const Machine& machine, const MapOptions& options) {
   const MapModel model = build_map_model(machine, options);
   const ArchProfile& a = machine.arch();
   const unsigned digits = hex_digits(model.range.last.value());
-  constexpr double kMargin = 16, kRowH = 22, kCell = 9, kLine = 16, kWidth = 1400;
+  constexpr double kMargin = 16, kRowH = 22, kCell = 9, kLine = 16;
   Svg svg;
   double y = kMargin + 14;
   svg.text(kMargin, y, fmt::format("sparsemem map: {}-{} ({}), arch {}, behaviour {}", hex(model.range.start.value()),
                                    hex(model.range.last.value()), size_str(model.range.size()), a.name,
                                    machine.behaviour().name),
-           "font-size=\"15\" font-weight=\"bold\"");
+           15, true);
   y += kLine + 2;
   svg.text(kMargin, y,
            fmt::format("sections of {}, {} subsections of 2M, memory blocks of {}; vmemmap huge = {} PMD, base = {} "
@@ -728,56 +760,50 @@ std::string render_map_svg(const Machine& machine, const MapOptions& options) {
   for (const auto& [fill, label] : kLegend) {
     svg.rect(x, y, 14, 14, fill);
     svg.text(x + 18, y + 11, label);
-    x += 26 + 7.2 * static_cast<double>(std::string_view(label).size()) + 12;
+    x += 26 + 7.3 * static_cast<double>(std::string_view(label).size()) + 12;
   }
   y += 14 + 14;
 
-  // Column headings.
-  const double xs[] = {kMargin + 6, kMargin + 100, kMargin + 100 + 8.0 * (2 * digits + 6), 0, 0, 0, 0};
-  const double x_state = xs[2], x_subs = x_state + 60, x_vm = x_subs + 90, x_zone = x_vm + 230, x_blk = x_zone + 110,
-               x_io = x_blk + 170;
-  svg.text(xs[0], y + 12, "sections", "font-weight=\"bold\"");
-  svg.text(xs[1], y + 12, "physical range", "font-weight=\"bold\"");
-  svg.text(x_state, y + 12, "state", "font-weight=\"bold\"");
-  svg.text(x_subs, y + 12, "subsections", "font-weight=\"bold\"");
-  svg.text(x_vm, y + 12, "vmemmap", "font-weight=\"bold\"");
-  svg.text(x_zone, y + 12, "zones", "font-weight=\"bold\"");
-  svg.text(x_blk, y + 12, "memory blocks", "font-weight=\"bold\"");
-  svg.text(x_io, y + 12, "iomem", "font-weight=\"bold\"");
+  // Columns laid out by characters, as the text form: the font is monospaced.
+  constexpr double kChar = 7.3;
+  std::vector<std::vector<std::string>> rows;
+  std::vector<size_t> width(kRunHeadings.size(), 0);
+  for (const MapRun& r : model.runs) rows.push_back(run_cells(a, r, digits));
+  for (size_t i = 0; i < width.size(); ++i) {
+    width[i] = kRunHeadings[i].size();
+    for (const auto& row : rows) width[i] = std::max(width[i], row[i].size());
+  }
+  std::vector<double> xs;
+  double cx = kMargin + 6;
+  for (size_t w : width) {
+    xs.push_back(cx);
+    cx += (static_cast<double>(w) + 2) * kChar;
+  }
+  const double table_w = cx - kMargin;
+  for (size_t i = 0; i < kRunHeadings.size(); ++i) svg.text(xs[i], y + 12, kRunHeadings[i], 12, true);
   y += kRowH;
 
-  for (const MapRun& r : model.runs) {
-    const SvgColors c = svg_colors(r);
-    svg.rect(kMargin, y, kWidth - 2 * kMargin, kRowH - 2, c.fill);
-    const double ty = y + 14;
-    svg.text(xs[0], ty, idx_range(r.first.value(), r.last.value()));
-    svg.text(xs[1], ty, phys_span(a, r.first, r.last, digits) + "  " +
-                            size_str((r.last.value() - r.first.value() + 1) * a.section_size()));
-    svg.text(x_state, ty, r.in_table ? state_str(r.flags) : "-----");
-    svg.text(x_subs, ty, r.in_table ? fmt::format("{}/{}", r.subsections_set, a.subsections_per_section()) : "-");
-    svg.text(x_vm, ty, r.in_table ? vmemmap_str(r.vmemmap) : "-");
-    svg.text(x_zone, ty, r.zones.empty() ? "-" : join(r.zones, "/"));
-    svg.text(x_blk, ty, r.blocks.empty() ? "-" : join(r.blocks, ", "));
-    svg.text(x_io, ty, owners_str(r.iomem_owners));
+  for (size_t ri = 0; ri < model.runs.size(); ++ri) {
+    const MapRun& r = model.runs[ri];
+    svg.rect(kMargin, y, table_w, kRowH - 2, svg_colors(r).fill);
+    for (size_t i = 0; i < rows[ri].size(); ++i) svg.text(xs[i], y + 14, rows[ri][i]);
     y += kRowH;
     if (r.fill == SubsectionFill::Mixed) {
       // One cell per subsection, 64 to a row.
       const size_t n = r.subsections.size();
-      svg.text(xs[1], y + 10, "subsections " + subsection_ranges(r.subsections), "font-size=\"11\"");
+      svg.text(xs[1], y + 10, "subsections " + subsection_ranges(r.subsections), 11);
       y += 14;
       for (size_t i = 0; i < n; ++i) {
-        const double cx = xs[1] + static_cast<double>(i % 64) * (kCell + 1);
-        const double cy = y + static_cast<double>(i / 64) * (kCell + 1);
-        svg.rect(cx, cy, kCell, kCell, r.subsections[i] ? "#3c8c3c" : "#ffffff");
+        const double sx = xs[1] + static_cast<double>(i % 64) * (kCell + 1);
+        const double sy = y + static_cast<double>(i / 64) * (kCell + 1);
+        svg.rect(sx, sy, kCell, kCell, r.subsections[i] ? "#3c8c3c" : "#ffffff");
       }
       y += static_cast<double>((n + 63) / 64) * (kCell + 1) + 6;
     }
   }
-
   if (!model.subsections.empty()) {
     y += 10;
-    svg.text(kMargin, y + 12, fmt::format("subsections of section {}", model.runs.front().first.value()),
-             "font-weight=\"bold\"");
+    svg.text(kMargin, y + 12, fmt::format("subsections of section {}", model.runs.front().first.value()), 12, true);
     y += kRowH;
     const uint64_t per = a.pages_per_subsection().value();
     for (const MapSubsection& s : model.subsections) {
@@ -787,11 +813,11 @@ std::string render_map_svg(const Machine& machine, const MapOptions& options) {
                            hex(s.start.value()), hex(s.start.value() + per - 1),
                            s.populated ? "populated" : "empty    ", s.first_pfn_valid ? 1 : 0,
                            s.first_pfn_online ? "online" : "NULL  ", hex(s.memmap.value()), vmemmap_str(s.vmemmap)),
-               "font-size=\"11\"");
+               11);
       y += kRowH - 4;
     }
   }
-  return svg.document(kWidth, y + kMargin);
+  return svg.document(kMargin, y + kMargin);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ void add_machine_options(CLI::App* sub, MachineArgs& args) {
       ->default_str("linux-6.1");
   sub->add_option("--qemu", args.qemu,
                   "QEMU options as one string (default: -machine pc,nvdimm=on -m 4160M,slots=4,maxmem=32G -smp 1; "
-                  "virt instead of pc for an arm64 --arch)");
+                  "-machine virt -cpu max for an arm64 --arch)");
   sub->add_option("--append", args.append, "kernel command-line arguments added after the oracle's base line");
   sub->add_option("--map-file", args.map_file, "plain memory map file (ram/nomap/reserved/pmem/hotplug lines)")
       ->excludes(sub->get_option("--qemu"));
@@ -82,6 +82,8 @@ BootedMachine boot_from_args(const MachineArgs& args, std::string_view cmd) {
     const bool arm64 = arch && arch->family == ArchFamily::Arm64;
     // The oracle's defaults (shared/oracle/run) for what the options leave out.
     if (!has_option(*words, {"-machine", "-M"})) argv.insert(argv.end(), {"-machine", arm64 ? "virt" : "pc,nvdimm=on"});
+    // QEMU's default CPU for virt is a 32-bit cortex-a15; an arm64 kernel needs a 64-bit one.
+    if (arm64 && !has_option(*words, {"-cpu"})) argv.insert(argv.end(), {"-cpu", "max"});
     if (!has_option(*words, {"-m"})) argv.insert(argv.end(), {"-m", "4160M,slots=4,maxmem=32G"});
     if (!has_option(*words, {"-smp"})) argv.insert(argv.end(), {"-smp", "1"});
     if (!has_option(*words, {"-nodefaults"})) argv.emplace_back("-nodefaults");

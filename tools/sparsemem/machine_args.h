@@ -29,7 +29,7 @@ struct BootedMachine {
 };
 
 // Builds the platform and boots it. The default machine is the oracle's: QEMU pc with
-// `-machine pc,nvdimm=on -m 4160M,slots=4,maxmem=32G -smp 1` (virt instead of pc for an arm64
+// `-machine pc,nvdimm=on -m 4160M,slots=4,maxmem=32G -smp 1` (-machine virt -cpu max for an arm64
 // --arch), kernel command line kOracleBaseAppend plus --append. On failure prints
 // "sparsemem <cmd>: <reason>" to stderr and throws CLI::RuntimeError(kExitBadInput).
 BootedMachine boot_from_args(const MachineArgs& args, std::string_view cmd);
