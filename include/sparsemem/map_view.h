@@ -58,7 +58,7 @@ struct MapRun {
   unsigned subsections_set = 0;  // per section
   std::vector<bool> subsections;  // Mixed only: the map of every section of the run
   VmemmapUse vmemmap;             // per section
-  std::vector<std::string> zones;         // "DMA", "DMA32", ... ("N1:Normal" on multi-node machines)
+  std::vector<std::string> zones;         // "DMA", "DMA32", ... ("n1:Normal" names the node on multi-node machines)
   std::vector<std::string> blocks;        // "memory0-23 online"
   std::vector<std::string> iomem_owners;  // top-level /proc/iomem names, in address order, distinct
 };

@@ -299,9 +299,12 @@ class ModelBuilder {
 
   void flush() {
     if (!m_open) return;
+    // One entry per zone; on multi-node machines the first zone of each node names it: "n1:DMA32".
+    unsigned prev_nid = ~0u;
     for (const auto& [nid, zt] : m_zone_set) {
       const char* zn = zone_name(static_cast<ZoneType>(zt));
-      m_cur.zones.push_back(m_multi_node ? fmt::format("{}:{}", nid, zn) : std::string(zn));
+      m_cur.zones.push_back(m_multi_node && nid != prev_nid ? fmt::format("n{}:{}", nid, zn) : std::string(zn));
+      prev_nid = nid;
     }
     for (size_t i : m_owner_set) {
       const std::string& name = m_iomem[i].name;

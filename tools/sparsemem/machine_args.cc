@@ -74,7 +74,7 @@ BootedMachine boot_from_args(const MachineArgs& args, std::string_view cmd) {
     text << in.rdbuf();
     const ArchProfile& a = arch ? *arch : kX86_64;
     platform = platform_from_memory_map(text.str(), a, cmdline);
-    out.description = "memory map " + args.map_file + " (" + std::string(a.name) + ")";
+    out.description = "memory map " + args.map_file;
   } else {
     auto words = shlex_split(args.qemu);
     if (!words) bad_input(cmd, "--qemu: " + words.error().message);
