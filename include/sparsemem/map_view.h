@@ -113,7 +113,7 @@ const char* pfn_kind_name(PfnKind k);
 
 struct PfnKindSample {
   PfnKind kind;
-  uint64_t pages = 0;  // pfns of this kind below the physical limit (0 for BeyondPhysLimit)
+  NrPages pages{0};  // pfns of this kind below the physical limit (0 for BeyondPhysLimit)
   Pfn sample;          // the lowest pfn of this kind
   bool pfn_valid = false;
   bool online = false;  // pfn_to_online_page(sample) != NULL
@@ -124,8 +124,8 @@ struct PfnKindSample {
 
 struct PfnQuerySummary {
   std::vector<PfnKindSample> kinds;  // only kinds that occur, in PfnKind order
-  uint64_t valid_pfns = 0;   // pfns for which pfn_valid() is true
-  uint64_t online_pfns = 0;  // pfns for which pfn_to_online_page() is not NULL
+  NrPages valid_pfns{0};   // pfns for which pfn_valid() is true
+  NrPages online_pfns{0};  // pfns for which pfn_to_online_page() is not NULL
   // True when the counts were taken per pfn; false when the machine was too large and one pfn per
   // subsection was asked (6.1 answers both predicates per subsection, except for seed 000's
   // memblock_pfn_valid, whose NOMAP ranges are page granular).

@@ -920,7 +920,7 @@ PfnQuerySummary summarize_pfn_queries(const Machine& machine) {
     if (!acc[k].sample) continue;
     PfnKindSample x;
     x.kind = static_cast<PfnKind>(k);
-    x.pages = acc[k].pages;
+    x.pages = NrPages(acc[k].pages);
     x.sample = *acc[k].sample;
     x.pfn_valid = machine.pfn_valid(x.sample);
     {
@@ -941,8 +941,8 @@ PfnQuerySummary summarize_pfn_queries(const Machine& machine) {
   RcuReadGuard guard;
   for (uint64_t s : memmap_sections)
     for (uint64_t pfn = s * pps; pfn < (s + 1) * pps; pfn += stride) {
-      if (machine.pfn_valid(Pfn(pfn))) sum.valid_pfns += stride;
-      if (machine.pfn_to_online_page(Pfn(pfn))) sum.online_pfns += stride;
+      if (machine.pfn_valid(Pfn(pfn))) sum.valid_pfns += NrPages(stride);
+      if (machine.pfn_to_online_page(Pfn(pfn))) sum.online_pfns += NrPages(stride);
     }
   return sum;
 }
@@ -954,14 +954,14 @@ std::string render_pfn_summary(const Machine& machine, const PfnQuerySummary& su
     std::string vm = map_kind_name(k.mapping);
     if (k.mapping != VmemmapMapKind::None) vm += fmt::format(" [{}]", origin_name(k.origin));
     const bool in_window = machine.vmemmap().in_window(k.sample, NrPages(1));
-    t.row({pfn_kind_name(k.kind), k.kind == PfnKind::BeyondPhysLimit ? "-" : fmt::format("{}", k.pages),
+    t.row({pfn_kind_name(k.kind), k.kind == PfnKind::BeyondPhysLimit ? "-" : fmt::format("{}", k.pages.value()),
            hex(k.sample.value()), k.pfn_valid ? "1" : "0", k.online ? "page" : "NULL",
            hex(k.page_addr.value()) + (in_window ? "" : " (outside the window)"),
            k.mapping == VmemmapMapKind::None ? "unmapped" : vm});
   }
   std::string out = t.render(false, "  ");
   out += fmt::format("  pfn_valid() is true for {} pfns, pfn_to_online_page() returns a page for {} pfns{}\n",
-                     summary.valid_pfns, summary.online_pfns,
+                     summary.valid_pfns.value(), summary.online_pfns.value(),
                      summary.exact ? " (every pfn asked)" : " (one pfn per subsection asked)");
   return out;
 }

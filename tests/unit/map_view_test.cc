@@ -191,7 +191,7 @@ TEST(MapViewText, add_pages_section_is_present_offline_and_huge_mapped) {
     if (k.kind == PfnKind::HotplugOffline) {
       found = true;
       EXPECT_EQ(k.sample, Pfn(0x180000));
-      EXPECT_EQ(k.pages, 32768u);
+      EXPECT_EQ(k.pages, NrPages(32768));
       EXPECT_TRUE(k.pfn_valid);
       EXPECT_FALSE(k.online);
       EXPECT_EQ(k.mapping, VmemmapMapKind::Huge);
@@ -215,24 +215,24 @@ TEST(MapViewPfnSummary, a_baseline_kinds_and_counts) {
   ASSERT_TRUE(k.count(PfnKind::EarlyRam) && k.count(PfnKind::EarlyHoleSubsection) && k.count(PfnKind::NoSection) &&
               k.count(PfnKind::BeyondRam) && k.count(PfnKind::BeyondPhysLimit));
   EXPECT_EQ(k[PfnKind::EarlyRam].sample, Pfn(0x1));
-  EXPECT_EQ(k[PfnKind::EarlyRam].pages, 3998u + 782303u + 278528u);
+  EXPECT_EQ(k[PfnKind::EarlyRam].pages, NrPages(3998 + 782303 + 278528));
   EXPECT_TRUE(k[PfnKind::EarlyRam].pfn_valid && k[PfnKind::EarlyRam].online);
   EXPECT_EQ(k[PfnKind::EarlyHoleSubsection].sample, Pfn(0x144000));
-  EXPECT_EQ(k[PfnKind::EarlyHoleSubsection].pages, 32u * 512u);
+  EXPECT_EQ(k[PfnKind::EarlyHoleSubsection].pages, NrPages(32 * 512));
   EXPECT_TRUE(k[PfnKind::EarlyHoleSubsection].pfn_valid);
   EXPECT_FALSE(k[PfnKind::EarlyHoleSubsection].online);
   EXPECT_EQ(k[PfnKind::EarlyHoleSubsection].page_addr, VmemmapAddr(0xffffea0005100000ULL));
   EXPECT_EQ(k[PfnKind::EarlyHoleSubsection].mapping, VmemmapMapKind::Huge);
   EXPECT_EQ(k[PfnKind::NoSection].sample, Pfn(0xc0000));
-  EXPECT_EQ(k[PfnKind::NoSection].pages, 8u * 32768u);
+  EXPECT_EQ(k[PfnKind::NoSection].pages, NrPages(8 * 32768));
   EXPECT_FALSE(k[PfnKind::NoSection].pfn_valid || k[PfnKind::NoSection].online);
   EXPECT_EQ(k[PfnKind::BeyondRam].sample, Pfn(0x148000));
   EXPECT_FALSE(k[PfnKind::BeyondRam].pfn_valid);
   EXPECT_EQ(k[PfnKind::BeyondPhysLimit].sample, Pfn(uint64_t{1} << 34));
   EXPECT_FALSE(k[PfnKind::BeyondPhysLimit].pfn_valid);
   EXPECT_TRUE(sum.exact);
-  EXPECT_EQ(sum.valid_pfns, 33u * 32768u);
-  EXPECT_EQ(sum.online_pfns, 32u * 32768u + 32u * 512u);
+  EXPECT_EQ(sum.valid_pfns, NrPages(33 * 32768));
+  EXPECT_EQ(sum.online_pfns, NrPages(32 * 32768 + 32 * 512));
   const std::string text = render_pfn_summary(*m, sum);
   EXPECT_TRUE(std::regex_search(text, std::regex(R"(hole subsection of an early section +16384 +0x144000 +1 +NULL +0xffffea0005100000)")));
 }
