@@ -3,8 +3,11 @@
 // (pfn_valid, pfn_to_online_page) are lock-free and may run on any thread while hotplug runs.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -15,6 +18,7 @@
 #include "sparsemem/klog.h"
 #include "sparsemem/memblock.h"
 #include "sparsemem/memmap.h"
+#include "sparsemem/memory_block.h"
 #include "sparsemem/resource.h"
 #include "sparsemem/result.h"
 #include "sparsemem/section.h"
@@ -63,17 +67,10 @@ struct MachineConfig {
   uint64_t platform_block_size = 0;  // set_memory_block_size_order() by a platform, 0 = none
   unsigned cpu_phys_bits = 0;  // x86 CPU-reported physical bits (iomem root end); 0: MAX_PHYSMEM_BITS
   BootMemoryMap memory;
+  MemoryHotplugConfig hotplug;  // memhp_default_state=, memory_hotplug.* parameters, movable_node
   // Boot /proc/iomem. Empty: one "System RAM" entry per memblock.memory range, as arm64's
   // request_standard_resources() makes them.
   std::vector<BootResource> iomem;
-};
-
-// A memory block created at boot (drivers/base/memory.c memory_dev_init, spec §4.1 step 7).
-struct BootBlock {
-  BlockId id;
-  unsigned nid = 0;
-  bool single_zone = false;  // valid_zones reads the zone name, else "none"
-  ZoneType zone = ZoneType::Normal;
 };
 
 
@@ -127,7 +124,6 @@ class Machine {
 
   // -- state read under the hotplug lock or between operations --
   const std::vector<Node>& nodes() const { return m_nodes; }
-  const std::vector<BootBlock>& boot_blocks() const { return m_boot_blocks; }
   uint64_t memory_block_size() const { return m_block_size; }
   Pfn max_pfn() const { return m_max_pfn; }
   const Memblock& memblock() const { return m_memblock; }
@@ -142,6 +138,94 @@ class Machine {
   InvariantReport check() const;
 
   // ---- hotplug: memory blocks, add_memory / online / offline / remove (src/machine/hotplug*.cc) ----
+  // Every operation takes the hotplug lock (device_hotplug_lock and mem_hotplug_lock in one),
+  // validates before it changes anything and, when it fails, leaves blocks, sections, zones, iomem
+  // and pages as they were (log lines aside, and the struct pages of a vetoed online, which stay
+  // initialised as in 6.1 while their section stays offline). Getters read between operations.
+  const MemoryBlockRegistry& memory_blocks() const { return m_blocks; }
+  const MemoryGroups& memory_groups() const { return m_groups; }
+  const MemoryHotplugConfig& hotplug_config() const { return m_mhp; }
+  // totalram_pages(): MemTotal in pages, the sum of every zone's managed pages.
+  NrPages totalram_pages() const;
+  // /sys/firmware/memmap entries of hot-added plain "System RAM".
+  const std::vector<FirmwareMemmapEntry>& firmware_memmap_hotplug() const { return m_firmware_memmap; }
+
+  // add_memory(nid, start, size, flags) (spec §4.6): request "System RAM" in iomem, add sections
+  // and memmap (MHP_MEMMAP_ON_MEMORY: from the range itself), create offline blocks linked to the
+  // node (MHP_NID_IS_MGID: `nid` is a memory group id), raise max_pfn, then auto-online per
+  // auto_online_blocks (online errors ignored, as the kernel does).
+  // Return: -E2BIG outside the pluggable range ("Hotplug memory [..] exceeds maximum addressable
+  // range [..]"); -EEXIST when iomem, a subsection or a block is taken; -EINVAL for a size or
+  // start not block aligned ("Block size [%#lx] unaligned hotplug range: ..."), an unknown group,
+  // an impossible node, or MHP_MEMMAP_ON_MEMORY when unsupported for this size; -ENOMEM when the
+  // host refuses the memmap.
+  Result<void> add_memory(unsigned nid, PhysAddr start, uint64_t size, MhpFlags flags = MHP_NONE)
+      SPM_EXCLUDES(m_hotplug_lock);
+  // add_memory_driver_managed(): the resource is named `resource_name` and marked
+  // SYSRAM_DRIVER_MANAGED. Return: -EINVAL unless the name is "System RAM (...)"; as add_memory().
+  Result<void> add_memory_driver_managed(unsigned nid, PhysAddr start, uint64_t size, std::string_view resource_name,
+                                         MhpFlags flags = MHP_NONE) SPM_EXCLUDES(m_hotplug_lock);
+  // remove_memory(start, size) (spec §4.10, try_remove_memory): blocks, sections and memmap, the
+  // iomem resource (trimmed or split when merged), the firmware entry; the node goes offline when
+  // nothing is left on it. max_pfn never shrinks. Return: -EINVAL for an empty, unaligned or not
+  // fully added range (the kernel BUGs), or memmap_on_memory blocks removed more than one at a time
+  // ("Refuse to remove ... wrong granularity"); -EBUSY when a block is not offline ("removing memory
+  // fails, because memory [..] is onlined").
+  Result<void> remove_memory(PhysAddr start, uint64_t size) SPM_EXCLUDES(m_hotplug_lock);
+  // offline_and_remove_memory(): offline every block of the range in order, then remove it; on any
+  // failure the blocks it offlined are onlined again in their previous zone kind.
+  // Return: -EINVAL empty or unaligned range; offline and remove_memory errors.
+  Result<void> offline_and_remove_memory(PhysAddr start, uint64_t size) SPM_EXCLUDES(m_hotplug_lock);
+
+  // Writing memoryN/state (spec §6.2): an online type onlines an offline block, Offline offlines
+  // an online one. Return: -ENOENT no such block; -EINVAL when the block already is online (for
+  // any online type) or offline; online/offline errors (notifier veto errno, -EBUSY, -EINVAL for
+  // holes, several zones or a block without a single zone).
+  Result<void> memory_block_state_store(BlockId id, OnlineType type) SPM_EXCLUDES(m_hotplug_lock);
+  // device_online() / device_offline() (the `online` file, ACPI, auto-online): a block already in
+  // the state is success. OnlineType::Offline as the online type means MMOP_ONLINE.
+  Result<void> device_online(BlockId id, OnlineType type = OnlineType::Online) SPM_EXCLUDES(m_hotplug_lock);
+  Result<void> device_offline(BlockId id) SPM_EXCLUDES(m_hotplug_lock);
+  // memoryN/valid_zones without the newline. Return: -ENOENT no such block.
+  Result<std::string> valid_zones(BlockId id) const SPM_EXCLUDES(m_hotplug_lock);
+
+  // auto_online_blocks and the writable memory_hotplug module parameters.
+  void set_auto_online_blocks(OnlineType type) SPM_EXCLUDES(m_hotplug_lock);
+  void set_online_policy(OnlinePolicy policy) SPM_EXCLUDES(m_hotplug_lock);
+  void set_auto_movable_ratio(unsigned percent) SPM_EXCLUDES(m_hotplug_lock);
+  void set_auto_movable_numa_aware(bool numa_aware) SPM_EXCLUDES(m_hotplug_lock);
+
+  // Memory groups (spec §2.6); errors as MemoryGroups.
+  Result<MemoryGroupId> register_static_memory_group(unsigned nid, NrPages max_pages) SPM_EXCLUDES(m_hotplug_lock);
+  Result<MemoryGroupId> register_dynamic_memory_group(unsigned nid, NrPages unit_pages) SPM_EXCLUDES(m_hotplug_lock);
+  Result<void> unregister_memory_group(MemoryGroupId id) SPM_EXCLUDES(m_hotplug_lock);
+
+  // The memory notifier chain (spec §11). Callbacks run under the hotplug lock.
+  NotifierId register_memory_notifier(MemoryNotifierFn fn, int priority = 0) SPM_EXCLUDES(m_hotplug_lock);
+  bool unregister_memory_notifier(NotifierId id) SPM_EXCLUDES(m_hotplug_lock);
+  // memory_notifier_error_inject: loading registers its notifier (-EEXIST when loaded); each
+  // action's `error` file (0 or a negative errno; -EINVAL otherwise or for an action other than
+  // MEM_GOING_ONLINE / MEM_GOING_OFFLINE; -ENOENT when not loaded) makes that action fail with it,
+  // logging "Injecting error (%d) to MEM_GOING_ONLINE".
+  Result<void> load_memory_notifier_error_inject() SPM_EXCLUDES(m_hotplug_lock);
+  Result<void> set_memory_notifier_error(MemoryAction action, int error) SPM_EXCLUDES(m_hotplug_lock);
+  // set_online_page_callback(): -EINVAL when a driver's callback is already installed.
+  // restore_online_page_callback(): -EINVAL unless `cb` is the installed one.
+  Result<void> set_online_page_callback(OnlinePageCallback cb) SPM_EXCLUDES(m_hotplug_lock);
+  Result<void> restore_online_page_callback(OnlinePageCallback cb) SPM_EXCLUDES(m_hotplug_lock);
+
+  // The allocation state offlining needs: one page taken out of the buddy, carrying `tag` in its
+  // descriptor's private word. Movable pages are LRU pages that offlining migrates (the tag moves
+  // with them); unmovable ones make offlining fail -EBUSY. alloc_page() takes the first free page
+  // of the zone; alloc_page_at() the given one. Return: -EINVAL unmovable in ZONE_MOVABLE, a zone
+  // that is Device or absent, a pfn that is not online; -EEXIST tag in use; -ENOMEM zone full;
+  // -EBUSY pfn not free.
+  Result<Pfn> alloc_page(unsigned nid, ZoneType zone, Migratability kind, uint64_t tag) SPM_EXCLUDES(m_hotplug_lock);
+  Result<Pfn> alloc_page_at(Pfn pfn, Migratability kind, uint64_t tag) SPM_EXCLUDES(m_hotplug_lock);
+  // Frees the page carrying `tag` back to the buddy. Return: -ENOENT unknown tag.
+  Result<void> free_page(uint64_t tag) SPM_EXCLUDES(m_hotplug_lock);
+  std::optional<Pfn> page_of_tag(uint64_t tag) const SPM_EXCLUDES(m_hotplug_lock);
+  size_t nr_tagged_pages() const SPM_EXCLUDES(m_hotplug_lock);
 
   // ---- devmem: ZONE_DEVICE pagemaps, memremap_pages / memunmap_pages (src/machine/devmem*.cc) ----
 
@@ -175,11 +259,63 @@ class Machine {
   std::vector<Node> m_nodes;
   Memblock m_memblock;
   ResourceTree m_iomem;
-  std::vector<BootBlock> m_boot_blocks;
   uint64_t m_block_size = 0;
   Pfn m_max_pfn{0};
 
   // ---- hotplug private state (declared after the core so it may be built from it) ----
+  struct OnlineOps;
+  struct TaggedPage {
+    uint64_t tag;
+    Migratability kind;
+  };
+  // Counts the checker recomputes per (node, zone) from descriptors (INV-ZONE-COUNT-*):
+  // {present, present_early, managed}.
+  using ZoneCounts = std::map<std::pair<unsigned, ZoneType>, std::array<uint64_t, 3>>;
+  ZoneChoiceContext zone_choice_context() const;
+  Result<void> add_memory_locked(unsigned nid, PhysAddr start, uint64_t size, std::string_view name, MhpFlags flags)
+      SPM_REQUIRES(m_hotplug_lock);
+  Result<void> add_memory_resource_locked(unsigned nid, ResourceId res, PhysAddr start, uint64_t size, MhpFlags flags)
+      SPM_REQUIRES(m_hotplug_lock);
+  Result<void> remove_memory_locked(PhysAddr start, uint64_t size) SPM_REQUIRES(m_hotplug_lock);
+  Result<bool> device_online_locked(BlockId id, OnlineType type) SPM_REQUIRES(m_hotplug_lock);
+  Result<bool> device_offline_locked(BlockId id) SPM_REQUIRES(m_hotplug_lock);
+  Result<void> memory_block_online_locked(MemoryBlock& mem, OnlineType type) SPM_REQUIRES(m_hotplug_lock);
+  Result<void> memory_block_offline_locked(MemoryBlock& mem) SPM_REQUIRES(m_hotplug_lock);
+  Result<void> online_pages_locked(Pfn pfn, NrPages n, unsigned nid, ZoneType zone, MemoryGroup* group)
+      SPM_REQUIRES(m_hotplug_lock);
+  Result<void> offline_pages_locked(Pfn pfn, NrPages n, unsigned nid, ZoneType zone, MemoryGroup* group)
+      SPM_REQUIRES(m_hotplug_lock);
+  void adjust_present_locked(Pfn pfn, NrPages n, unsigned nid, ZoneType zone, MemoryGroup* group, bool add)
+      SPM_REQUIRES(m_hotplug_lock);
+  void memmap_init_hotplug_locked(Pfn pfn, NrPages n, unsigned nid, ZoneType zone, Migratetype mt)
+      SPM_REQUIRES(m_hotplug_lock);
+  void shrink_zone_locked(Pfn pfn, NrPages n, unsigned nid, ZoneType zone) SPM_REQUIRES(m_hotplug_lock);
+  void try_offline_node_locked(unsigned nid) SPM_REQUIRES(m_hotplug_lock);
+  void free_pages_to_buddy_locked(Pfn pfn, unsigned order) SPM_REQUIRES(m_hotplug_lock);
+  void take_free_page_locked(Pfn pfn) SPM_REQUIRES(m_hotplug_lock);
+  std::optional<Pfn> find_free_page_locked(unsigned nid, ZoneType zone, PfnRange exclude) const
+      SPM_REQUIRES(m_hotplug_lock);
+  std::optional<Pfn> free_buddy_head_locked(Pfn pfn) const SPM_REQUIRES(m_hotplug_lock);
+  Result<Pfn> alloc_page_at_locked(Pfn pfn, Migratability kind, uint64_t tag) SPM_REQUIRES(m_hotplug_lock);
+  void dump_page_locked(Pfn pfn, std::string_view reason) SPM_REQUIRES(m_hotplug_lock);
+  void check_hotplug_locked(InvariantReport& report) const SPM_REQUIRES(m_hotplug_lock);
+  ZoneCounts count_block_locked(const MemoryBlock& mem) const SPM_REQUIRES(m_hotplug_lock);
+
+  MemoryHotplugConfig m_mhp{m_config.hotplug};
+  MemoryBlockRegistry m_blocks;
+  MemoryGroups m_groups;
+  MemoryNotifierChain m_memory_chain;
+  OnlinePageCallback m_online_page_cb = nullptr;  // nullptr: generic_online_page
+  std::optional<NotifierId> m_error_inject;      // memory_notifier_error_inject loaded
+  std::array<int, 6> m_injected_error{};           // per MemoryAction
+  std::map<Pfn, TaggedPage> m_tagged_by_pfn;
+  std::map<uint64_t, Pfn> m_tagged_by_tag;
+  std::vector<FirmwareMemmapEntry> m_firmware_memmap;
+  std::vector<bool> m_node_has_cpus;  // nodes with memory at boot hold the CPUs: never offlined
+  // Counts of boot blocks never offlined since boot, computed once by the checker (their
+  // descriptors cannot change classification while they stay online).
+  mutable std::map<uint64_t, ZoneCounts> m_pristine_boot_counts SPM_GUARDED_BY(m_hotplug_lock);
+  std::set<uint64_t> m_dirty_boot_blocks;  // boot blocks offlined at least once
 
   // ---- devmem private state ----
 };

@@ -255,44 +255,6 @@ void Machine::free_boot_memory_locked(const std::vector<MemRange>& m_memory,
   }
 }
 
-void Machine::create_boot_blocks_locked(const std::vector<MemRange>& m_memory) {
-  m_block_size = probe_memory_block_size(m_arch, m_arch.pfn_to_phys(m_max_pfn).value(), m_config.hypervisor,
-                                         m_config.platform_block_size);
-  if (m_arch.family == ArchFamily::X86_64)
-    m_log.log(LogLevel::Info, "x86/mm: Memory block size: {}MB", m_block_size >> 20);
-  const uint64_t sections_per_block = m_block_size / m_arch.section_size();
-  for (const SectionNr nr : m_sections->present_sections()) {
-    const BlockId id(nr.value() / sections_per_block);
-    if (!m_boot_blocks.empty() && m_boot_blocks.back().id == id) continue;
-    // Linked to every node with memory in the block; the zone is the single populated zone of the
-    // first node intersecting the block, and none once a second node links (spec §4.1 step 7).
-    const Pfn start = m_arch.section_nr_to_pfn(SectionNr(id.value() * sections_per_block));
-    const NrPages n(m_block_size >> m_arch.page_shift);
-    BootBlock b;
-    b.id = id;
-    unsigned linked = 0;
-    for (const Node& node : m_nodes) {
-      bool hit = false;
-      for (const MemRange& r : m_memory)
-        hit |= r.nid == node.nid && PfnRange{r.start, r.end - r.start}.overlaps(PfnRange{start, n});
-      if (!hit) continue;
-      if (++linked == 1) {
-        unsigned zones = 0;
-        for (const Zone& z : node.zones)
-          if (z.populated() && z.intersects(start, n)) {
-            ++zones;
-            b.zone = z.type;
-          }
-        b.single_zone = zones == 1;
-      } else {
-        b.single_zone = false;
-      }
-      b.nid = node.nid;
-    }
-    m_boot_blocks.push_back(b);
-  }
-}
-
 std::vector<Machine::MemRange> Machine::memory_pfn_ranges() const {
   std::vector<MemRange> out;
   for (const MemblockRegion& r : m_memblock.memory()) {

@@ -10,6 +10,22 @@ Result<MachineConfig> Machine::config_from_platform(const PlatformDescription& p
   cfg.arch = platform.arch;
   cfg.behaviour = behaviour;
   cfg.cpu_phys_bits = platform.phys_bits;
+  // The memory-hotplug boot parameters (mm/memory_hotplug.c, drivers/base/memory.c).
+  const KernelCmdline& cmd = platform.cmdline;
+  if (cmd.memhp_default_state) {
+    switch (*cmd.memhp_default_state) {
+      case MemhpDefaultState::Offline: cfg.hotplug.auto_online_blocks = OnlineType::Offline; break;
+      case MemhpDefaultState::Online: cfg.hotplug.auto_online_blocks = OnlineType::Online; break;
+      case MemhpDefaultState::OnlineKernel: cfg.hotplug.auto_online_blocks = OnlineType::OnlineKernel; break;
+      case MemhpDefaultState::OnlineMovable: cfg.hotplug.auto_online_blocks = OnlineType::OnlineMovable; break;
+    }
+  }
+  if (cmd.online_policy)
+    cfg.hotplug.online_policy =
+        *cmd.online_policy == MemhpOnlinePolicy::AutoMovable ? OnlinePolicy::AutoMovable : OnlinePolicy::ContigZones;
+  if (cmd.memmap_on_memory) cfg.hotplug.memmap_on_memory = *cmd.memmap_on_memory;
+  if (cmd.auto_movable_ratio) cfg.hotplug.auto_movable_ratio = *cmd.auto_movable_ratio;
+  cfg.hotplug.movable_node = cmd.movable_node;
   const ArchProfile& arch = *platform.arch;
   const uint64_t page = arch.page_size();
   for (const BootMemoryRegion& r : platform.memory_map) {

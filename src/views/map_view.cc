@@ -98,9 +98,9 @@ struct BlockView {
 };
 std::vector<BlockView> memory_blocks_of(const Machine& machine) {
   std::vector<BlockView> out;
-  // Every boot block is online (spec §2.6: boot creates one online block per window with a present section).
-  for (const BootBlock& b : machine.boot_blocks()) out.push_back(BlockView{b.id, "online"});
-  std::sort(out.begin(), out.end(), [](const BlockView& a, const BlockView& b) { return a.id < b.id; });
+  // The registry visits blocks in ascending id order.
+  machine.memory_blocks().for_each(
+      [&](const MemoryBlock& b) { out.push_back(BlockView{b.id, memory_block_state_name(b.state)}); });
   return out;
 }
 

@@ -78,10 +78,10 @@ TEST(OracleBaseline, boot_layout_matches_a_baseline_trace) {
     want_zones.push_back(b["valid_zones"]);
     EXPECT_EQ(b["state"], "online");
   }
-  for (const BootBlock& b : m->boot_blocks()) {
+  m->memory_blocks().for_each([&](const MemoryBlock& b) {
     got_ids.push_back(b.id.value());
-    got_zones.push_back(b.single_zone ? zone_name(b.zone) : "none");
-  }
+    got_zones.push_back(b.zone ? zone_name(*b.zone) : "none");
+  });
   EXPECT_EQ(got_ids, want_ids);
   EXPECT_EQ(got_zones, want_zones);
   EXPECT_EQ(m->memory_block_size(), std::stoull(snap["memory_global"]["block_size_bytes"].get<std::string>(),
@@ -162,7 +162,7 @@ TEST(OracleBaseline, every_trace_machine_boots_to_its_step0_layout) {
     for (const auto& b : snap["memory_blocks"])
       // Blocks of cold-plugged DIMMs (device memory from 0x180000000) are hot-added, not boot blocks.
       if (b["id"].get<uint64_t>() * 0x8000000ULL < 0x180000000ULL) want_ids.push_back(b["id"]);
-    for (const BootBlock& b : (*m)->boot_blocks()) got_ids.push_back(b.id.value());
+    (*m)->memory_blocks().for_each([&](const MemoryBlock& b) { got_ids.push_back(b.id.value()); });
     EXPECT_EQ(got_ids, want_ids);
     testing::expect_clean(**m);
   }

@@ -1,0 +1,169 @@
+// Hotplug invariants (checker.h): memory blocks against sections and page zones, memory groups,
+// zone present/managed/present_early recounted from descriptors, and the tagged pages offlining
+// must never lose. Runs under the hotplug lock from Machine::check(); reports, never aborts.
+#include <algorithm>
+
+#include "sparsemem/machine.h"
+
+namespace sparsemem {
+
+// INV-ZONE-COUNT-1/2/3: per node and zone, present / present_early / managed equal the recount
+// over online blocks: a boot block contributes its memblock pages, a hot-added one all its pages
+// (vmemmap pages included); managed pages are those neither PG_reserved nor PageOffline.
+Machine::ZoneCounts Machine::count_block_locked(const MemoryBlock& mem) const {
+  ZoneCounts c;
+  const PfnRange r = m_blocks.block_range(mem.id);
+  auto count = [&](Pfn start, Pfn end) {
+    for (Pfn pfn = start; pfn < end; ++pfn) {
+      const Page* p = m_vmemmap->pfn_to_page(pfn);
+      auto& v = c[{p->nid(), p->zone()}];
+      ++v[0];
+      if (mem.boot) ++v[1];
+      if (!p->test(PG::reserved) && !p->has_type(PG_offline)) ++v[2];
+    }
+  };
+  if (!mem.boot) {
+    count(r.start, r.end());
+    return c;
+  }
+  for (const MemRange& m : memory_pfn_ranges()) {
+    const Pfn s = std::max(m.start, r.start), e = std::min(m.end, r.end());
+    if (s < e) count(s, e);
+  }
+  return c;
+}
+
+void Machine::check_hotplug_locked(InvariantReport& report) const {
+  m_blocks.check_invariants(report);
+  const NrPages pps = m_arch.pages_per_section();
+  const NrPages ppss = m_arch.pages_per_subsection();
+  std::map<uint64_t, unsigned> group_blocks;
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> group_present;  // kernel, movable
+  ZoneCounts total;
+
+  std::vector<const MemoryBlock*> blocks;
+  blocks.reserve(m_blocks.size());
+  m_blocks.for_each([&](const MemoryBlock& b) { blocks.push_back(&b); });
+  for (const MemoryBlock* block : blocks) {
+    const MemoryBlock& b = *block;
+    const PfnRange r = m_blocks.block_range(b.id);
+    const bool online = b.state == MemoryBlockState::Online;
+    if (b.nid >= m_nodes.size() || !m_nodes[b.nid].online)
+      report.fail("INV-BLOCK-6", "memory{} is linked to node {} which is not online", b.id.value(), b.nid);
+    // INV-BLOCK-1: an online block's present sections are online, an offline block's are not;
+    // a hot-added block's sections are all present with a memmap and never early.
+    for (Pfn p = r.start; p < r.end(); p += pps) {
+      const MemSection* ms = m_sections->find(m_arch.pfn_to_section_nr(p));
+      const SectionFlags f = ms ? ms->flags() : SectionFlags();
+      if (!b.boot && (!f.has(SectionFlag::Present) || !f.has(SectionFlag::HasMemMap) || f.has(SectionFlag::Early)))
+        report.fail("INV-BLOCK-1", "hot-added memory{}: section {} has flags {:#x}", b.id.value(),
+                    m_arch.pfn_to_section_nr(p).value(), f.bits());
+      if (!f.has(SectionFlag::Present)) continue;
+      if (f.has(SectionFlag::Online) != online)
+        report.fail("INV-BLOCK-1", "memory{} is {} but section {} is {}", b.id.value(), memory_block_state_name(b.state),
+                    m_arch.pfn_to_section_nr(p).value(), f.has(SectionFlag::Online) ? "online" : "offline");
+    }
+    if (online != b.zone.has_value() && !(b.boot && online))
+      report.fail("INV-BLOCK-2", "memory{} is {} with zone {}", b.id.value(), memory_block_state_name(b.state),
+                  b.zone ? zone_name(*b.zone) : "none");
+    // INV-BLOCK-2: the usable pages of an online single-zone block are in its zone and node.
+    if (online && b.zone) {
+      for (Pfn p = r.start; p < r.end(); p += ppss) {
+        const Page* page = m_sections->pfn_to_online_page(p);
+        if (!page || page->test(PG::reserved)) continue;
+        if (page->zone() != *b.zone || page->nid() != b.nid) {
+          report.fail("INV-BLOCK-2", "memory{} is online in node {} zone {} but pfn {:#x} is node {} zone {}",
+                      b.id.value(), b.nid, zone_name(*b.zone), p.value(), page->nid(), zone_name(page->zone()));
+          break;
+        }
+      }
+    }
+    // INV-BLOCK-4: memmap_on_memory pages of an online block are reserved, self-hosted pages.
+    if (b.nr_vmemmap_pages.value() && (b.boot || b.nr_vmemmap_pages >= r.nr))
+      report.fail("INV-BLOCK-4", "memory{} has {} vmemmap pages", b.id.value(), b.nr_vmemmap_pages.value());
+    if (online && b.nr_vmemmap_pages.value())
+      for (Pfn p = r.start; p < r.start + b.nr_vmemmap_pages; ++p) {
+        const Page* page = m_vmemmap->pfn_to_page(p);
+        if (!page->test(PG::reserved) || !page->test(PG::vmemmap_self_hosted) || page->zone() != b.zone) {
+          report.fail("INV-BLOCK-4", "memory{}: vmemmap pfn {:#x} is not a reserved self-hosted page of its zone",
+                      b.id.value(), p.value());
+          break;
+        }
+      }
+    if (b.group) {
+      ++group_blocks[b.group->value()];
+      if (online && b.zone) {
+        auto& gp = group_present[b.group->value()];
+        (*b.zone == ZoneType::Movable ? gp.second : gp.first) += r.nr.value();
+      }
+    }
+    if (!online) continue;
+    const ZoneCounts* counts = nullptr;
+    ZoneCounts fresh;
+    if (b.boot && !m_dirty_boot_blocks.count(b.id.value())) {
+      auto it = m_pristine_boot_counts.find(b.id.value());
+      if (it == m_pristine_boot_counts.end()) it = m_pristine_boot_counts.emplace(b.id.value(), count_block_locked(b)).first;
+      counts = &it->second;
+    } else {
+      fresh = count_block_locked(b);
+      counts = &fresh;
+    }
+    for (const auto& [key, v] : *counts)
+      for (unsigned i = 0; i < 3; ++i) total[key][i] += v[i];
+  }
+
+  // INV-BLOCK-3: every online section belongs to a memory block.
+  for (const SectionNr nr : m_sections->present_sections()) {
+    const MemSection* ms = m_sections->find(nr);
+    if (ms->flags().has(SectionFlag::Online) && !m_blocks.find_by_pfn(m_arch.section_nr_to_pfn(nr)))
+      report.fail("INV-BLOCK-3", "section {} is online outside every memory block", nr.value());
+  }
+
+  for (const Node& n : m_nodes)
+    for (const Zone& z : n.zones) {
+      if (z.type == ZoneType::Device) continue;
+      const auto it = total.find({n.nid, z.type});
+      const std::array<uint64_t, 3> want = it == total.end() ? std::array<uint64_t, 3>{} : it->second;
+      const uint64_t have[3] = {z.present_pages.value(), z.present_early_pages.value(), z.managed_pages.value()};
+      static constexpr const char* kWhat[3] = {"present", "present_early", "managed"};
+      for (unsigned i = 0; i < 3; ++i)
+        if (have[i] != want[i])
+          report.fail(fmt::format("INV-ZONE-COUNT-{}", i + 1), "node {} zone {}: {} {} but the pages count {}", n.nid,
+                      zone_name(z.type), kWhat[i], have[i], want[i]);
+    }
+
+  // INV-GROUP-1: a group's block count and present pages match its blocks.
+  m_groups.for_each([&](const MemoryGroup& g) {
+    const unsigned nb = group_blocks.count(g.id.value()) ? group_blocks[g.id.value()] : 0;
+    const auto gp = group_present.count(g.id.value()) ? group_present[g.id.value()] : std::pair<uint64_t, uint64_t>{};
+    if (nb != g.nr_blocks || gp.first != g.present_kernel_pages.value() || gp.second != g.present_movable_pages.value())
+      report.fail("INV-GROUP-1", "group {}: {} blocks, kernel {}, movable {}; its blocks say {}, {}, {}", g.id.value(),
+                  g.nr_blocks, g.present_kernel_pages.value(), g.present_movable_pages.value(), nb, gp.first, gp.second);
+  });
+  for (const auto& [gid, nb] : group_blocks)
+    if (!m_groups.find(MemoryGroupId(gid))) report.fail("INV-GROUP-1", "{} blocks link to missing group {}", nb, gid);
+
+  // INV-TAG-1: the two tag indexes agree. INV-TAG-2: a tagged page is an online, allocated page
+  // that still carries its tag (no content tag is ever lost or duplicated by migration).
+  if (m_tagged_by_pfn.size() != m_tagged_by_tag.size())
+    report.fail("INV-TAG-1", "{} tagged pfns but {} tags", m_tagged_by_pfn.size(), m_tagged_by_tag.size());
+  for (const auto& [tag, pfn] : m_tagged_by_tag) {
+    auto it = m_tagged_by_pfn.find(pfn);
+    if (it == m_tagged_by_pfn.end() || it->second.tag != tag) {
+      report.fail("INV-TAG-1", "tag {:#x} points at pfn {:#x} which does not carry it", tag, pfn.value());
+      continue;
+    }
+    const Page* p = m_sections->pfn_to_online_page(pfn);
+    if (!p) {
+      report.fail("INV-TAG-2", "tag {:#x} lives at pfn {:#x}, which is not online", tag, pfn.value());
+      continue;
+    }
+    const bool movable = it->second.kind == Migratability::Movable;
+    if (p->refcount < 1 || p->is_buddy() || p->private_ != tag || p->test(PG::lru) != movable ||
+        (!movable && p->zone() == ZoneType::Movable))
+      report.fail("INV-TAG-2", "pfn {:#x} (tag {:#x}): refcount {} buddy {} private {:#x} lru {}", pfn.value(), tag,
+                  p->refcount, p->is_buddy(), p->private_, p->test(PG::lru));
+  }
+}
+
+}  // namespace sparsemem
