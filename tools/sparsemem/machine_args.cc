@@ -87,6 +87,9 @@ BootedMachine boot_from_args(const MachineArgs& args, std::string_view cmd) {
     if (!has_option(*words, {"-m"})) argv.insert(argv.end(), {"-m", "4160M,slots=4,maxmem=32G"});
     if (!has_option(*words, {"-smp"})) argv.insert(argv.end(), {"-smp", "1"});
     if (!has_option(*words, {"-nodefaults"})) argv.emplace_back("-nodefaults");
+    // The oracle boots with -kernel, whose linuxboot option ROM is the "Video ROM" line of
+    // /proc/iomem; without it the default machine would not be the oracle's.
+    if (!has_option(*words, {"-kernel"})) argv.insert(argv.end(), {"-kernel", "vmlinuz"});
     argv.insert(argv.end(), words->begin(), words->end());
     PlatformOptions opts;
     opts.arch = arch;
