@@ -12,6 +12,7 @@
 #include "sparsemem/arch.h"
 #include "sparsemem/platform_cmdline.h"
 #include "sparsemem/platform_e820.h"
+#include "sparsemem/resource.h"
 #include "sparsemem/result.h"
 #include "sparsemem/units.h"
 
@@ -33,29 +34,17 @@ std::string_view qemu_program_name(MachineType m);
 
 // ---- Firmware resources (/proc/iomem at boot) ---------------------------------------------------------
 
-// Kernel resource flag bits and descriptors (include/linux/ioport.h, 6.1), kept in their own namespace so
-// the iomem tree layer may define the same names.
+// Kernel resource flag bits and descriptors: the iomem tree's definitions (resource.h), spelled as
+// plain words here because firmware tables carry them as numbers.
 namespace firmware {
-inline constexpr uint64_t IORESOURCE_MEM = 0x00000200;
-inline constexpr uint64_t IORESOURCE_PREFETCH = 0x00002000;
-inline constexpr uint64_t IORESOURCE_READONLY = 0x00004000;
-inline constexpr uint64_t IORESOURCE_WINDOW = 0x00200000;
-inline constexpr uint64_t IORESOURCE_SYSRAM = 0x01000000;
-inline constexpr uint64_t IORESOURCE_BUSY = 0x80000000;
-inline constexpr uint64_t IORESOURCE_SYSTEM_RAM = IORESOURCE_MEM | IORESOURCE_SYSRAM;
-
-enum class IoresDesc : uint8_t {
-  None = 0,
-  CrashKernel = 1,
-  AcpiTables = 2,
-  AcpiNvStorage = 3,
-  PersistentMemory = 4,
-  PersistentMemoryLegacy = 5,
-  DevicePrivateMemory = 6,
-  Reserved = 7,
-  SoftReserved = 8,
-  Cxl = 9,
-};
+inline constexpr uint64_t IORESOURCE_MEM = sparsemem::IORESOURCE_MEM.value();
+inline constexpr uint64_t IORESOURCE_PREFETCH = sparsemem::IORESOURCE_PREFETCH.value();
+inline constexpr uint64_t IORESOURCE_READONLY = sparsemem::IORESOURCE_READONLY.value();
+inline constexpr uint64_t IORESOURCE_WINDOW = sparsemem::IORESOURCE_WINDOW.value();
+inline constexpr uint64_t IORESOURCE_SYSRAM = sparsemem::IORESOURCE_SYSRAM.value();
+inline constexpr uint64_t IORESOURCE_BUSY = sparsemem::IORESOURCE_BUSY.value();
+inline constexpr uint64_t IORESOURCE_SYSTEM_RAM = sparsemem::IORESOURCE_SYSTEM_RAM.value();
+using sparsemem::IoresDesc;
 }  // namespace firmware
 
 // Who creates a boot resource; lets a consumer pick, e.g., only the e820-derived ones.

@@ -38,9 +38,7 @@ Result<MachineConfig> Machine::config_from_platform(const PlatformDescription& p
                                                                             : BootMemKind::Usable});
   }
   for (const FirmwareResource& f : platform.iomem) {
-    // The platform layer spells flags and desc with the kernel's numbers (firmware:: constants).
-    cfg.iomem.push_back(BootResource{f.range.start, f.range.last, f.name, f.depth, ResourceFlags(f.flags),
-                                     static_cast<IoresDesc>(f.desc)});
+    cfg.iomem.push_back(BootResource{f.range.start, f.range.last, f.name, f.depth, ResourceFlags(f.flags), f.desc});
   }
   return cfg;
 }
