@@ -18,6 +18,7 @@
 #include "sparsemem/klog.h"
 #include "sparsemem/memblock.h"
 #include "sparsemem/memmap.h"
+#include "sparsemem/pagemap.h"
 #include "sparsemem/memory_block.h"
 #include "sparsemem/resource.h"
 #include "sparsemem/result.h"
@@ -67,6 +68,7 @@ struct MachineConfig {
   uint64_t platform_block_size = 0;  // set_memory_block_size_order() by a platform, 0 = none
   unsigned cpu_phys_bits = 0;  // x86 CPU-reported physical bits (iomem root end); 0: MAX_PHYSMEM_BITS
   BootMemoryMap memory;
+  KernelConfig kernel;         // build switches (default: Debian 6.1 amd64, DEVICE_PRIVATE off)
   MemoryHotplugConfig hotplug;  // memhp_default_state=, memory_hotplug.* parameters, movable_node
   // Boot /proc/iomem. Empty: one "System RAM" entry per memblock.memory range, as arm64's
   // request_standard_resources() makes them.
@@ -228,6 +230,60 @@ class Machine {
   size_t nr_tagged_pages() const SPM_EXCLUDES(m_hotplug_lock);
 
   // ---- devmem: ZONE_DEVICE pagemaps, memremap_pages / memunmap_pages (src/machine/devmem*.cc) ----
+  const KernelConfig& kernel_config() const { return m_config.kernel; }
+
+  // memremap_pages(pgmap, nid) (spec §4.12): validates the pgmap and every range first
+  // (validate_dev_pagemap, then per range in the kernel's order: altmap with a second range
+  // -EINVAL "altmap not supported for multiple ranges"; an endpoint inside a live pgmap -ENOMEM
+  // "Conflicting mapping in same section"; System RAM overlap -ENXIO "attempted on ram|mixed
+  // region"; outside mhp_range_allowed -EINVAL; an invalid altmap -EINVAL "memory add fail,
+  // invalid altmap"; misalignment -EINVAL "Misaligned __add_pages ..."; populated subsections
+  // -EEXIST, which also covers a range strictly containing another pgmap — 6.1 passes its
+  // endpoint check, overwrites the other pgmap's pgmap_array entries and then fails -EEXIST,
+  // erasing them; the model refuses before touching them), then stores the pgmap, adds sections
+  // and memmap (altmap, compound de-duplication), grows the node's Device zone (never shrinks),
+  // taints sections, initialises the ZONE_DEVICE memmap and takes the pgmap references.
+  // nid < 0 means the first online node; -EINVAL for a node without a pgdat.
+  // Failure leaves the machine as it was (a populate failure undoes the sections already added,
+  // where 6.1 would leave them), except for log lines and one case: a descriptor write that
+  // faults (-EFAULT with the oops text, seed 004's legacy behaviour) is the kernel's crash; the
+  // model unwinds the mapping but the Device zone keeps its grown span.
+  // Takes the hotplug lock. Requires: pgmap not mapped (else -EBUSY), and pgmap outlives the mapping.
+  Result<void> memremap_pages(DevPagemap& pgmap, int nid) SPM_EXCLUDES(m_hotplug_lock);
+  // memunmap_pages(pgmap) (spec §4.15): kills the reference count, drops the bulk and initial
+  // references, waits (without the hotplug lock) until every other reference is gone, then
+  // removes each range's sections and memmap (PRIVATE without the altmap, as 6.1 does) and
+  // erases it from the registry. WARN "failed to free all reserved pages" if the altmap still
+  // has pages allocated. Does nothing for a pgmap that is not mapped. Must not be called while
+  // holding a reference on pgmap or inside an RCU read section (it would wait forever).
+  void memunmap_pages(DevPagemap& pgmap) SPM_EXCLUDES(m_hotplug_lock);
+  // get_dev_pagemap / the registry: lock-free (see PgmapRegistry).
+  DevPagemap* get_dev_pagemap(Pfn pfn, DevPagemap* cached = nullptr) const {
+    return m_pgmap_registry.get_dev_pagemap(pfn, cached);
+  }
+  const PgmapRegistry& pgmap_registry() const { return m_pgmap_registry; }
+
+  // request_free_mem_region(&iomem_resource, size, name) (spec §4.16): a busy DEVICE_PRIVATE
+  // region in the highest free size-aligned slot below min(iomem root end, PHYSMEM_END); under
+  // OutOfWindowRule::PlaceInWindow (seed 003) also below the last address the vmemmap window
+  // covers. Return: the region; -ERANGE when no slot is free. Takes the hotplug lock.
+  Result<PhysRange> request_free_mem_region(uint64_t size, std::string_view name) SPM_EXCLUDES(m_hotplug_lock);
+  // release_mem_region(): -EINVAL when no busy region is exactly [start, last].
+  Result<void> release_mem_region(PhysRange range) SPM_EXCLUDES(m_hotplug_lock);
+
+  // zone_device_page_init(page of pfn): a free PRIVATE/COHERENT page (refcount 0) is handed to
+  // the driver: refcount 1 and one pgmap reference. -ENXIO when no live pgmap covers pfn,
+  // -EINVAL for another type or a pfn before pfn_first, -EBUSY when the page is in use.
+  Result<void> zone_device_page_init(Pfn pfn);
+  // put_page() of a ZONE_DEVICE page: refcount - 1; at zero free_zone_device_page() calls
+  // ops->page_free (WARN and stop without one) and then drops the page's pgmap reference
+  // (PRIVATE/COHERENT) or sets the refcount back to 1 (the "1-based" types).
+  // -ENXIO no pgmap covers pfn; -EINVAL refcount already 0.
+  Result<void> put_device_page(Pfn pfn);
+  // Is pfn ZONE_DEVICE memory? Under Behaviour::subsection_zone_device_map (seed 001) the section
+  // table answers by pfn; 6.1 can only read the zone of the descriptor, which is stale after
+  // memunmap_pages in an early section (and unsafe without a pgmap reference).
+  bool pfn_is_zone_device(Pfn pfn) const;
 
  private:
   explicit Machine(MachineConfig config);
@@ -318,6 +374,28 @@ class Machine {
   std::set<uint64_t> m_dirty_boot_blocks;  // boot blocks offlined at least once
 
   // ---- devmem private state ----
+  // Seed 000: the section table asks memblock under Behaviour::memblock_pfn_valid.
+  struct MemblockMapMemory final : MapMemoryLookup {
+    explicit MemblockMapMemory(const Memblock& mb) : memblock(mb) {}
+    bool pfn_is_map_memory(Pfn pfn) const override { return memblock.is_map_memory(pfn); }
+    const Memblock& memblock;
+  };
+  // Called by the constructor once the section table exists: attaches the registry and the
+  // memblock question to it.
+  void devmem_attach();
+  Result<void> validate_pagemap_range_locked(const DevPagemap& pgmap, unsigned i, const std::vector<PfnRange>& earlier)
+      SPM_REQUIRES(m_hotplug_lock);
+  Result<void> add_pagemap_range_locked(DevPagemap& pgmap, unsigned i, unsigned nid) SPM_REQUIRES(m_hotplug_lock);
+  Result<void> init_pagemap_range_locked(DevPagemap& pgmap, unsigned i, unsigned nid) SPM_REQUIRES(m_hotplug_lock);
+  void remove_pagemap_range_locked(DevPagemap& pgmap, unsigned i) SPM_REQUIRES(m_hotplug_lock);
+  Result<void> unwind_memremap_locked(DevPagemap& pgmap, unsigned added, Error error) SPM_REQUIRES(m_hotplug_lock);
+  void grow_device_zone_locked(unsigned nid, PfnRange range) SPM_REQUIRES(m_hotplug_lock);
+  void check_devmem_locked(InvariantReport& report) const SPM_REQUIRES(m_hotplug_lock);
+
+  MemblockMapMemory m_map_memory{m_memblock};
+  PgmapRegistry m_pgmap_registry{m_arch};  // m_sections' PagemapLookup (devmem_attach)
+  std::vector<DevPagemap*> m_mapped_pgmaps SPM_GUARDED_BY(m_hotplug_lock);
+  WarnOnce m_devmem_once SPM_GUARDED_BY(m_hotplug_lock);
 };
 
 }  // namespace sparsemem

@@ -1,6 +1,7 @@
 // Vmemmap: the vmemmap window — a real reserved host address range in which the 64-byte page
-// descriptors live — its population with base-page or huge (PMD) mappings, altmap backing and
-// partial depopulation (Linux 6.1 mm/sparse-vmemmap.c and the x86-64/arm64 vmemmap_populate()).
+// descriptors live — its population with base-page or huge (PMD) mappings, altmap backing,
+// x86 compound de-duplication (one page mapped at several addresses) and partial depopulation
+// (Linux 6.1 mm/sparse-vmemmap.c and the x86-64/arm64 vmemmap_populate()).
 // Writers (populate/depopulate) are serialised by the caller (the machine's hotplug lock); the
 // reader paths (pfn_to_page, descriptor_mapped, read_page) are lock-free.
 #pragma once
@@ -53,7 +54,7 @@ enum class VmemmapOrigin : uint8_t {
   Boot,    // sparse_init's boot buffer (memblock)
   Buddy,   // the page allocator at hotplug time
   Altmap,  // the device's own pfns (vmem_altmap) or memmap_on_memory's first pages
-  Shared,  // a de-duplicated compound tail page mapped more than once (devmem, spec §4.14)
+  Shared,  // one more mapping of a de-duplicated compound tail page (devmem, spec §4.14); no new memory
 };
 const char* origin_name(VmemmapOrigin o);  // "boot", "buddy", "altmap", "shared"
 
@@ -77,7 +78,22 @@ struct VmemmapStats {
   uint64_t bytes_mapped() const {
     return bytes_by_origin[0] + bytes_by_origin[1] + bytes_by_origin[2] + bytes_by_origin[3];
   }
+  // Memory actually backing the vmemmap: Shared mappings alias a page counted elsewhere.
+  uint64_t bytes_backed() const { return bytes_mapped() - bytes_by_origin[3]; }
 };
+
+// The compound-page layout memremap_pages asks for (spec §4.14): device pages come in units of
+// pages_per_compound, and range_start is where the range being added begins (the reuse rule of a
+// unit's later sections counts from it).
+struct CompoundMemmap {
+  NrPages pages_per_compound;
+  Pfn range_start;
+};
+
+// vmemmap_can_optimize() (spec §4.14): the arch deduplicates compound memmaps (x86 in 6.1), no
+// altmap backs the memmap, and one unit's memmap is larger than two vmemmap pages (so there are
+// tail pages to share: vmemmap_shift >= 8 with 4 KiB pages).
+bool vmemmap_can_optimize(const ArchProfile& arch, const VmemAltmap* altmap, NrPages pages_per_compound);
 
 // SYNCHRONIZATION: populate/depopulate/writable_page/check_invariants are writers, serialised by
 // the caller. pfn_to_page, page_to_pfn, host_address, descriptor_mapped, mapping_of, origin_of,
@@ -118,7 +134,23 @@ class Vmemmap {
   // `ram_origin` says where non-altmap backing comes from (Boot during sparse_init, else Buddy).
   // Existing mappings are kept and shared; a failed call leaves every mapping it created removed
   // (altmap pages it took are given back with free_pages).
-  Result<void> populate(Pfn start, NrPages n, VmemAltmap* altmap, VmemmapOrigin ram_origin);
+  // `compound` (memremap_pages with vmemmap_shift): when vmemmap_can_optimize() holds, the range is
+  // populated by populate_compound() instead (__populate_section_memmap's choice).
+  Result<void> populate(Pfn start, NrPages n, VmemAltmap* altmap, VmemmapOrigin ram_origin,
+                        const CompoundMemmap* compound = nullptr);
+
+  // vmemmap_populate_compound_pages() (x86, spec §4.14), base pages from the buddy only: for
+  // each compound unit a fresh page for the head's vmemmap page and one for the next, and every
+  // further vmemmap page of the unit maps that second page again (VmemmapOrigin::Shared) — the
+  // same host memory, so a write through one alias reads back through all of them. A chunk that
+  // starts inside a unit larger than a subsection (a 1 GiB unit's second and later sections)
+  // maps all its vmemmap pages to the page just below it. Existing mappings are kept.
+  // Return: -ENOMEM when the page below a reused chunk is not mapped, when the host refuses a
+  // mapping, or when the Vmemmap's compound pages would exceed half of the host's
+  // vm.max_map_count (each page of a de-duplicated unit is a host mapping of its own: about
+  // 10 GiB of 2 MiB units or 8 GiB of 1 GiB units with the default 65530); -EINVAL when the arch
+  // does not deduplicate such units. A failed call removes what it mapped.
+  Result<void> populate_compound(Pfn start, NrPages n, const CompoundMemmap& compound);
 
   // vmemmap_free() for [start, start+n) (spec §4.2): x86 frees fully covered huge PMDs and fills
   // partly covered ones with 0xFD (PAGE_UNUSED), freeing them once all 2 MiB read 0xFD; base

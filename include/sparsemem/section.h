@@ -105,6 +105,14 @@ class PagemapLookup {
   virtual bool has_live_pagemap(Pfn pfn) const = 0;
 };
 
+// Seed 000: arm64 <= 5.11 answered pfn_valid() from memblock (a non-NOMAP memory region).
+// Only read under Behaviour::memblock_pfn_valid; answered by the machine's memblock.
+class MapMemoryLookup {
+ public:
+  virtual ~MapMemoryLookup() = default;
+  virtual bool pfn_is_map_memory(Pfn pfn) const = 0;
+};
+
 // How the early-section rule (seed 004) applies to one section under the machine's Behaviour.
 // This is the only place where the EARLY bit is interpreted; activation, deactivation, pfn_valid
 // and present-page accounting all read it from here.
@@ -124,12 +132,17 @@ class SectionTable {
 
   const ArchProfile& arch() const { return m_arch; }
   void set_pagemap_lookup(const PagemapLookup* lookup) { m_pagemaps.store(lookup, std::memory_order_release); }
+  // Requires: set before any reader runs (boot). Readers under the seed 000 rule call it unlocked,
+  // as arm64's memblock-based pfn_valid() did.
+  void set_map_memory_lookup(const MapMemoryLookup* lookup) { m_map_memory = lookup; }
 
   // -- lock-free readers --
   // __nr_to_section(): nullptr when nr >= NR_MEM_SECTIONS or its root was never allocated.
   const MemSection* find(SectionNr nr) const;
   EarlyRule early_rule(SectionFlags flags) const;
   // Spec §3. Each is one implementation for every profile; architecture facts come from ArchProfile.
+  // pfn_valid under Behaviour::memblock_pfn_valid (seed 000) asks the MapMemoryLookup instead of
+  // the section (so ZONE_DEVICE and hot-added pfns without memblock entries read invalid).
   bool pfn_valid(Pfn pfn) const;
   bool pfn_section_valid(Pfn pfn) const;
   bool pfn_in_present_section(Pfn pfn) const;
@@ -156,7 +169,9 @@ class SectionTable {
   // __add_pages() (spec §4.4) without the arch parts: -EINVAL when misaligned (with the kernel's
   // WARN text) or the altmap does not start at start; -EEXIST on overlap; -ENOMEM from populate.
   // Sections already added when a later one fails are not rolled back (6.1, spec §9.10).
-  Result<void> add_pages(unsigned nid, Pfn start, NrPages n, VmemAltmap* altmap);
+  // vmemmap_shift: memremap_pages' compound order; when vmemmap_can_optimize() holds, each
+  // section's memmap is populated de-duplicated (spec §4.14) with the units counted from start.
+  Result<void> add_pages(unsigned nid, Pfn start, NrPages n, VmemAltmap* altmap, unsigned vmemmap_shift = 0);
   // __remove_pages() (spec §4.5): section_deactivate per section chunk; memmap is unmapped and
   // usages freed only after an RCU grace period.
   void remove_pages(Pfn start, NrPages n, VmemAltmap* altmap);
@@ -177,7 +192,8 @@ class SectionTable {
   struct Root;
   MemSection* find_mut(SectionNr nr) const;
   Result<MemSection*> ensure_section(SectionNr nr);
-  Result<void> sparse_add_section(unsigned nid, Pfn start, NrPages n, VmemAltmap* altmap);
+  Result<void> sparse_add_section(unsigned nid, Pfn start, NrPages n, VmemAltmap* altmap,
+                                  const CompoundMemmap* compound);
   struct PendingUnmap {
     Pfn start;
     NrPages n;
@@ -195,6 +211,7 @@ class SectionTable {
   std::unique_ptr<std::atomic<MemSection*>[]> m_roots;  // NR_SECTION_ROOTS entries, never freed
   std::atomic<uint64_t> m_highest_present{0};
   std::atomic<const PagemapLookup*> m_pagemaps{nullptr};
+  const MapMemoryLookup* m_map_memory = nullptr;
   std::vector<std::unique_ptr<MemSectionUsage[]>> m_boot_usage_blocks;  // boot allocations
 };
 

@@ -165,11 +165,44 @@ class ReaderGate {
   mutable Counter m_readers[2];
 };
 
+// SharedPageFile: the memory behind vmemmap pages that appear at several vmemmap addresses
+// (compound de-duplication, spec §4.14): pages of one memfd, created on first use. Writer only.
+class SharedPageFile {
+ public:
+  explicit SharedPageFile(uint64_t page_size) : m_page_size(page_size) {}
+  ~SharedPageFile();
+  SharedPageFile(const SharedPageFile&) = delete;
+  SharedPageFile& operator=(const SharedPageFile&) = delete;
+
+  // A file page nobody maps (a released one, or a new one at the end). -ENOMEM when the host
+  // refuses to create or grow the file.
+  Result<uint64_t> allocate();
+  // Maps file page `page` at p (one page, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_FIXED), replacing
+  // the PROT_NONE reservation there. -ENOMEM when the host refuses (e.g. vm.max_map_count).
+  Result<void> map(std::byte* p, uint64_t page);
+  // The page's last mapping is gone: its memory goes back to the host and the page is reused.
+  void release(uint64_t page);
+  uint64_t pages_in_use() const { return m_size_pages - m_free.size(); }
+
+ private:
+  uint64_t m_page_size;
+  int m_fd = -1;
+  uint64_t m_size_pages = 0;
+  std::vector<uint64_t> m_free;
+};
+
+// Host mappings one Vmemmap may spend on compound de-duplication: half of vm.max_map_count
+// (65530 by default), read once; 32768 when it cannot be read.
+uint64_t host_mapping_budget();
+
 // Host memory operations on a range of whole host pages inside a chunk's reservation.
 // map: PROT_READ|PROT_WRITE (-ENOMEM if the host refuses, e.g. too many mappings).
 Result<void> host_map(std::byte* p, uint64_t bytes);
 // unmap: MADV_DONTNEED then PROT_NONE, so the memory goes back and a touch faults.
 void host_unmap(std::byte* p, uint64_t bytes);
+// restore: replace whatever is mapped there (a MAP_SHARED file page) by a fresh PROT_NONE
+// private reservation, so a touch faults and a later host_map works as on never-used space.
+void host_restore(std::byte* p, uint64_t bytes);
 // Can one byte at p be read without faulting? (write(2) of it into a pipe reports EFAULT.)
 class HostProbe {
  public:

@@ -83,6 +83,7 @@ Machine::Machine(MachineConfig config)
   }
   m_vmemmap = std::make_unique<Vmemmap>(m_arch, m_behaviour, m_log, vc);
   m_sections = std::make_unique<SectionTable>(m_arch, m_behaviour, *m_vmemmap, m_log);
+  devmem_attach();
 }
 
 Machine::~Machine() = default;

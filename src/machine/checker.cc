@@ -15,6 +15,7 @@ InvariantReport Machine::check() const {
   m_iomem.check_invariants(report);
   for (const Node& n : m_nodes) n.check_invariants(report);
   check_cross(report);
+  check_devmem_locked(report);
   check_hotplug_locked(report);
   return report;
 }

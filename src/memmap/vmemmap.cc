@@ -1,11 +1,12 @@
-// Vmemmap: the x86-64 and arm64 vmemmap_populate()/vmemmap_free() rules of Linux 6.1 (spec §4.2)
-// over the host window of vmemmap_chunks.h. Writers are serialised by the caller; readers lock-free.
+// Vmemmap: the x86-64 and arm64 vmemmap_populate()/vmemmap_free() rules and x86 compound de-duplication of Linux 6.1
+// (spec §4.2, §4.14) over the host window of vmemmap_chunks.h. Writers are serialised by the caller; readers lock-free.
 #include "sparsemem/memmap.h"
 
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_set>
 
 #include <fmt/core.h>
 
@@ -77,6 +78,7 @@ struct Created {
 struct HostRange {
   std::byte* p;
   uint64_t bytes;
+  bool shared_file = false;  // a MAP_SHARED mapping of the shared-page file (compound de-duplication)
 };
 
 // A base page whose backing is taken but which is not mapped yet.
@@ -93,7 +95,8 @@ struct Vmemmap::Impl {
   explicit Impl(const ArchProfile& a)
       : chunks(a.vmemmap_start, a.vmemmap_size, a.page_shift, a.pmd_shift),
         page_shift(a.page_shift),
-        pmd_shift(a.pmd_shift) {}
+        pmd_shift(a.pmd_shift),
+        shared_file(a.page_size()) {}
 
   vmemmap_detail::ChunkTable chunks;
   vmemmap_detail::ReaderGate gate;
@@ -111,6 +114,20 @@ struct Vmemmap::Impl {
   bool warned_misaligned = false;
   bool warned_multi_section = false;
   bool logged_no_pse_altmap = false;
+
+  // Compound de-duplication (spec §4.14) needs one physical page visible at several vmemmap
+  // addresses. Such pages live in one memfd, each mapped MAP_SHARED|MAP_FIXED wherever it is
+  // used; `at` says which file page backs a vmemmap page, `refs` how many vmemmap pages map it.
+  // A file page whose last mapping goes is punched out (memory returned) and reused. Writer only.
+  vmemmap_detail::SharedPageFile shared_file;
+  std::unordered_map<uint64_t, uint64_t> shared_at;   // vmemmap page kaddr -> file page
+  std::unordered_map<uint64_t, uint32_t> shared_refs;  // file page -> mappings
+  // Every page the compound path maps is a host mapping of its own (an alias cannot merge with
+  // its neighbours). Past vm.max_map_count the host fails mmap and even munmap half-way, which
+  // would leave holes in the reservation; the model stops at half the limit instead, with -ENOMEM.
+  std::unordered_set<uint64_t> compound_private;  // head vmemmap pages mapped by the compound path
+  uint64_t compound_budget = vmemmap_detail::host_mapping_budget();
+  uint64_t compound_mappings() const { return shared_at.size() + compound_private.size(); }
 
   uint64_t page_size() const { return uint64_t{1} << page_shift; }
   uint64_t pmd_size() const { return uint64_t{1} << pmd_shift; }
@@ -187,7 +204,7 @@ class Vmemmap::Impl::Writer {
         entry.store(0, std::memory_order_release);
         --c->table_count(idx);
         m.account(Kind::Base, vmemmap_detail::origin_of(e), false);
-        unmaps.push_back({m.host(*c, p.block), m.page_size()});
+        unmaps.push_back(release_base(*c, p.block));
         // x86 maps base pages from RAM only (the altmap is ignored or refused), and its PTE
         // teardown never returns pages to an altmap; arm64 does (free_hotplug_page_range).
         if (altmap && !x86) altmap->free_pages(NrPages(1));
@@ -207,17 +224,41 @@ class Vmemmap::Impl::Writer {
     if (unmaps.empty()) return;
     // Every read_page that might have seen the old state leaves before the memory goes.
     m.gate.synchronize();
-    // Ranges come in address order within a chunk; adjacent ones go in one call.
+    // Ranges come in address order within a chunk; adjacent ones of one kind go in one call.
+    auto unmap = [](const HostRange& r) {
+      if (r.shared_file)
+        vmemmap_detail::host_restore(r.p, r.bytes);
+      else
+        vmemmap_detail::host_unmap(r.p, r.bytes);
+    };
     HostRange cur = unmaps.front();
     for (size_t i = 1; i < unmaps.size(); ++i) {
-      if (cur.p + cur.bytes == unmaps[i].p) {
+      if (cur.p + cur.bytes == unmaps[i].p && cur.shared_file == unmaps[i].shared_file) {
         cur.bytes += unmaps[i].bytes;
         continue;
       }
-      vmemmap_detail::host_unmap(cur.p, cur.bytes);
+      unmap(cur);
       cur = unmaps[i];
     }
-    vmemmap_detail::host_unmap(cur.p, cur.bytes);
+    unmap(cur);
+    // Only now is no vmemmap page left mapping these file pages: give their memory back.
+    for (uint64_t page : m_released_file_pages) m.shared_file.release(page);
+    m_released_file_pages.clear();
+  }
+
+  // The host side of clearing one base-page entry: what to unmap, and for a page of the shared
+  // file one mapping fewer of its file page (released after the grace period when it was the last).
+  HostRange release_base(const Chunk& c, uint64_t kaddr) {
+    m.compound_private.erase(kaddr);
+    auto it = m.shared_at.find(kaddr);
+    if (it == m.shared_at.end()) return {m.host(c, kaddr), m.page_size(), false};
+    const uint64_t page = it->second;
+    m.shared_at.erase(it);
+    if (--m.shared_refs[page] == 0) {
+      m.shared_refs.erase(page);
+      m_released_file_pages.push_back(page);
+    }
+    return {m.host(c, kaddr), m.page_size(), true};
   }
 
   // Backing for `pages` vmemmap pages: the altmap when given (exhaustion is -ENOMEM), else RAM.
@@ -299,6 +340,125 @@ class Vmemmap::Impl::Writer {
       m_created.push_back({p.chunk, p.kaddr, Kind::Base, p.altmap_pages});
     }
     run.clear();
+    return {};
+  }
+
+  // The page-table slot of one vmemmap page for compound population: the chunk, and whether the
+  // page is already mapped (a huge PMD or a base page), in which case it is kept as it is.
+  Result<Chunk*> pte_slot(uint64_t kaddr, bool& mapped) {
+    SPM_TRY_ASSIGN(Chunk * c, chunk_for(kaddr));
+    auto& pmd = c->pmd(m.pmd_index(*c, kaddr));
+    const Kind pk = kind_of(pmd.load(std::memory_order_relaxed));
+    mapped = pk == Kind::Huge;
+    if (pk == Kind::None) {
+      pmd.store(encode(Kind::Table, VmemmapOrigin::Boot), std::memory_order_release);
+      m_created.push_back({c, kaddr & ~(m.pmd_size() - 1), Kind::Table, 0});
+    }
+    if (pk == Kind::Table)
+      mapped = kind_of(c->page(m.page_index(*c, kaddr)).load(std::memory_order_relaxed)) == Kind::Base;
+    return c;
+  }
+
+  void publish_base(Chunk& c, uint64_t kaddr, VmemmapOrigin origin) {
+    c.page(m.page_index(c, kaddr)).store(encode(Kind::Base, origin), std::memory_order_release);
+    ++c.table_count(m.pmd_index(c, kaddr));
+    m.account(Kind::Base, origin, true);
+    m_created.push_back({&c, kaddr, Kind::Base, 0});
+  }
+
+  Result<void> check_budget() const {
+    if (m.compound_mappings() < m.compound_budget) return {};
+    return fail(Errno::NoMem, fmt::format("vmemmap: de-duplicated memmap needs more than {} host mappings (half of "
+                                          "vm.max_map_count)",
+                                          m.compound_budget));
+  }
+
+  // A fresh private page (the head's vmemmap page of a unit).
+  Result<void> map_fresh_page(uint64_t kaddr) {
+    bool mapped = false;
+    SPM_TRY_ASSIGN(Chunk * c, pte_slot(kaddr, mapped));
+    if (mapped) return {};
+    SPM_TRY(check_budget());
+    SPM_TRY(vmemmap_detail::host_map(m.host(*c, kaddr), m.page_size()));
+    m.compound_private.insert(kaddr);
+    publish_base(*c, kaddr, VmemmapOrigin::Buddy);
+    return {};
+  }
+
+  // Maps file page `page` of the shared file at kaddr (origin Buddy for its first mapping, Shared
+  // for every further one). An existing mapping is kept.
+  Result<void> map_file_page(uint64_t kaddr, uint64_t page, VmemmapOrigin origin) {
+    bool mapped = false;
+    SPM_TRY_ASSIGN(Chunk * c, pte_slot(kaddr, mapped));
+    if (mapped) return {};
+    SPM_TRY(check_budget());
+    SPM_TRY(m.shared_file.map(m.host(*c, kaddr), page));
+    m.shared_at[kaddr] = page;
+    ++m.shared_refs[page];
+    publish_base(*c, kaddr, origin);
+    return {};
+  }
+
+  // The file page a tail vmemmap page is backed by, for reuse; -ENOMEM when it is not a page of
+  // the shared file (nothing the model could map a second time).
+  Result<uint64_t> reusable_page(uint64_t kaddr) const {
+    auto it = m.shared_at.find(kaddr);
+    if (it == m.shared_at.end())
+      return fail(Errno::NoMem, fmt::format("vmemmap: no reusable tail page at {:#x}", kaddr));
+    return it->second;
+  }
+
+
+ public:
+  // vmemmap_populate_compound_pages() (spec §4.14) for [start, start+len).
+  Result<void> populate_compound(uint64_t start, uint64_t len, uint64_t unit_bytes, bool reuse_below) {
+    Result<void> r = reuse_below ? compound_reuse(start, len) : compound_units(start, len, unit_bytes);
+    if (!r) rollback(nullptr);
+    return r;
+  }
+
+ private:
+
+  // Every vmemmap page of the chunk maps the page just below it (a later section of a unit).
+  Result<void> compound_reuse(uint64_t start, uint64_t len) {
+    const uint64_t below = start - m.page_size();
+    const Chunk* c = m.chunks.find(below);
+    if (!c || !m.mapped_at(*c, below))
+      return fail(Errno::NoMem, fmt::format("vmemmap: page below {:#x} to reuse is not mapped", start));
+    SPM_TRY_ASSIGN(const uint64_t page, reusable_page(below));
+    for (uint64_t a = start; a < start + len; a += m.page_size()) SPM_TRY(map_file_page(a, page, VmemmapOrigin::Shared));
+    return {};
+  }
+
+  // Per unit: a fresh head page, a fresh first-tail page, and the first-tail page again for
+  // every further vmemmap page of the unit (2 unique pages per unit).
+  Result<void> compound_units(uint64_t start, uint64_t len, uint64_t unit_bytes) {
+    const uint64_t end = start + len;
+    for (uint64_t addr = start; addr < end; addr += unit_bytes) {
+      const uint64_t size = std::min(unit_bytes, end - addr);
+      SPM_TRY(map_fresh_page(addr));
+      const uint64_t tail = addr + m.page_size();
+      uint64_t page = 0;
+      if (auto existing = m.shared_at.find(tail); existing != m.shared_at.end()) {
+        page = existing->second;
+      } else {
+        bool mapped = false;
+        SPM_TRY(pte_slot(tail, mapped));
+        if (mapped) {
+          // Already mapped by something the model cannot alias (a huge PMD or a private page):
+          // the rest of the unit gets its own pages, as populating without de-duplication would.
+          for (uint64_t a = tail + m.page_size(); a < addr + size; a += m.page_size()) SPM_TRY(map_fresh_page(a));
+          continue;
+        }
+        SPM_TRY_ASSIGN(page, m.shared_file.allocate());
+        if (auto r = map_file_page(tail, page, VmemmapOrigin::Buddy); !r) {
+          m.shared_file.release(page);
+          return r;
+        }
+      }
+      for (uint64_t a = tail + m.page_size(); a < addr + size; a += m.page_size())
+        SPM_TRY(map_file_page(a, page, VmemmapOrigin::Shared));
+    }
     return {};
   }
 
@@ -432,7 +592,7 @@ class Vmemmap::Impl::Writer {
         m.account(Kind::Base, vmemmap_detail::origin_of(entry.load(std::memory_order_relaxed)), false);
         entry.store(0, std::memory_order_release);
         --c.table_count(idx);
-        unmaps.push_back({m.host(c, it->kaddr), m.page_size()});
+        unmaps.push_back(release_base(c, it->kaddr));
       } else if (c.table_count(idx) == 0) {
         c.pmd(idx).store(0, std::memory_order_release);
       }
@@ -448,6 +608,7 @@ class Vmemmap::Impl::Writer {
   KernelLog& log;
   VmemmapOrigin m_ram_origin = VmemmapOrigin::Buddy;
   std::vector<Created> m_created;
+  std::vector<uint64_t> m_released_file_pages;  // file pages whose last mapping is being removed
 };
 
 Vmemmap::Vmemmap(const ArchProfile& arch, const Behaviour& behaviour, KernelLog& log, VmemmapConfig config)
@@ -472,7 +633,15 @@ bool Vmemmap::in_window(Pfn start, NrPages n) const {
   return n.value() <= (m_arch.vmemmap_size - off) / STRUCT_PAGE_SIZE;
 }
 
-Result<void> Vmemmap::populate(Pfn start, NrPages n, VmemAltmap* altmap, VmemmapOrigin ram_origin) {
+bool vmemmap_can_optimize(const ArchProfile& arch, const VmemAltmap* altmap, NrPages pages_per_compound) {
+  return arch.compound_vmemmap_dedup && !altmap && pages_per_compound.value() <= (UINT64_MAX / STRUCT_PAGE_SIZE) &&
+         pages_per_compound.value() * STRUCT_PAGE_SIZE > 2 * arch.page_size();
+}
+
+Result<void> Vmemmap::populate(Pfn start, NrPages n, VmemAltmap* altmap, VmemmapOrigin ram_origin,
+                               const CompoundMemmap* compound) {
+  if (compound && vmemmap_can_optimize(m_arch, altmap, compound->pages_per_compound))
+    return populate_compound(start, n, *compound);
   if (ram_origin != VmemmapOrigin::Boot && ram_origin != VmemmapOrigin::Buddy)
     return fail(Errno::Inval,
                 fmt::format("vmemmap: RAM-backed memmap cannot have origin '{}'", origin_name(ram_origin)));
@@ -505,6 +674,27 @@ Result<void> Vmemmap::populate(Pfn start, NrPages n, VmemAltmap* altmap, Vmemmap
     m_impl->warned_multi_section = true;
   }
   return Impl::Writer(*m_impl, m_arch, m_config, m_log).populate(addr, len, altmap, ram_origin);
+}
+
+Result<void> Vmemmap::populate_compound(Pfn start, NrPages n, const CompoundMemmap& compound) {
+  const uint64_t ppc = compound.pages_per_compound.value();
+  if (!vmemmap_can_optimize(m_arch, nullptr, compound.pages_per_compound) || (ppc & (ppc - 1)))
+    return fail(Errno::Inval, fmt::format("vmemmap: {} has no compound de-duplication for units of {} pages",
+                                          m_arch.name, ppc));
+  const uint64_t sub = m_arch.pages_per_subsection().value();
+  if (start.value() % sub != 0 || n.value() % sub != 0 || n.value() == 0 || start < compound.range_start) {
+    if (!m_impl->warned_misaligned) kernel_warn(m_log, "mm/sparse-vmemmap.c", "__populate_section_memmap");
+    m_impl->warned_misaligned = true;
+    return fail(Errno::NoMem, fmt::format("__populate_section_memmap: pfn {:#x} + {:#x} is not subsection aligned",
+                                          start.value(), n.value()));
+  }
+  if (n.value() > UINT64_MAX / STRUCT_PAGE_SIZE)
+    return fail(Errno::Inval, fmt::format("vmemmap: {:#x} pages of memmap overflow the address space", n.value()));
+  // reuse_compound_section(): a chunk that starts inside a unit larger than a subsection.
+  const uint64_t offset = (start - compound.range_start).value();
+  const bool reuse_below = (offset & (ppc - 1)) != 0 && ppc > sub;
+  return Impl::Writer(*m_impl, m_arch, m_config, m_log)
+      .populate_compound(page_addr(start).value(), n.value() * STRUCT_PAGE_SIZE, ppc * STRUCT_PAGE_SIZE, reuse_below);
 }
 
 void Vmemmap::depopulate(Pfn start, NrPages n, VmemAltmap* altmap) {

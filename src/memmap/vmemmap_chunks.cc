@@ -2,10 +2,12 @@
 // Owned by the memmap layer; see src/internal/vmemmap_chunks.h for the reader/writer contract.
 #include "internal/vmemmap_chunks.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <thread>
 
 #include <fmt/core.h>
@@ -159,6 +161,64 @@ void host_unmap(std::byte* p, uint64_t bytes) {
   // Both calls only fail on arguments we control (page-aligned ranges inside our reservation).
   SPM_CHECK(madvise(p, bytes, MADV_DONTNEED) == 0, "madvise(MADV_DONTNEED) on the vmemmap failed");
   SPM_CHECK(mprotect(p, bytes, PROT_NONE) == 0, "mprotect(PROT_NONE) on the vmemmap failed");
+}
+
+uint64_t host_mapping_budget() {
+  uint64_t limit = 65536;
+  if (FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+    unsigned long long v = 0;
+    if (std::fscanf(f, "%llu", &v) == 1 && v > 0) limit = v;
+    std::fclose(f);
+  }
+  return limit / 2;
+}
+
+void host_restore(std::byte* p, uint64_t bytes) {
+  void* r = mmap(p, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  SPM_CHECK(r == p, "restoring the vmemmap reservation failed");
+}
+
+SharedPageFile::~SharedPageFile() {
+  if (m_fd >= 0) close(m_fd);
+}
+
+Result<uint64_t> SharedPageFile::allocate() {
+  if (!m_free.empty()) {
+    const uint64_t page = m_free.back();
+    m_free.pop_back();
+    return page;
+  }
+  if (m_fd < 0) {
+    m_fd = memfd_create("sparsemem-vmemmap-shared", MFD_CLOEXEC);
+    if (m_fd < 0) return fail(Errno::NoMem, fmt::format("vmemmap: memfd_create failed (errno {})", errno));
+  }
+  // Grow in steps so that a large de-duplicated range does not cost one ftruncate per unit.
+  const uint64_t grow = m_size_pages < 256 ? 256 : m_size_pages;
+  if (ftruncate(m_fd, static_cast<off_t>((m_size_pages + grow) * m_page_size)) != 0)
+    return fail(Errno::NoMem, fmt::format("vmemmap: cannot grow the shared page file (errno {})", errno));
+  for (uint64_t i = grow; i > 1; --i) m_free.push_back(m_size_pages + i - 1);
+  const uint64_t page = m_size_pages;
+  m_size_pages += grow;
+  return page;
+}
+
+Result<void> SharedPageFile::map(std::byte* p, uint64_t page) {
+  void* r = mmap(p, m_page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, m_fd,
+                 static_cast<off_t>(page * m_page_size));
+  if (r == MAP_FAILED)
+    return fail(Errno::NoMem, fmt::format("vmemmap: host refused to map a shared page (errno {}; each alias is one "
+                                          "mapping, bounded by vm.max_map_count)",
+                                          errno));
+  SPM_CHECK(r == p, "MAP_FIXED mapping landed elsewhere");
+  return {};
+}
+
+void SharedPageFile::release(uint64_t page) {
+  // Only fails on arguments we control (a page inside the file).
+  SPM_CHECK(fallocate(m_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(page * m_page_size),
+                      static_cast<off_t>(m_page_size)) == 0,
+            "punching a released shared vmemmap page failed");
+  m_free.push_back(page);
 }
 
 HostProbe::HostProbe() { SPM_CHECK(pipe(m_fd) == 0, "pipe() for the vmemmap probe failed"); }

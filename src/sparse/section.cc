@@ -108,6 +108,9 @@ EarlyRule SectionTable::early_rule(SectionFlags flags) const {
 
 bool SectionTable::pfn_valid(Pfn pfn) const {
   if (!m_arch.pfn_survives_phys(pfn)) return false;
+  // Seed 000: the pre-5.12 arm64 rule — a struct page counts only where memblock has mapped
+  // memory, whatever the section says.
+  if (m_behaviour.memblock_pfn_valid) return m_map_memory && m_map_memory->pfn_is_map_memory(pfn);
   const MemSection* ms = find(m_arch.pfn_to_section_nr(pfn));
   if (!ms) return false;
   const SectionFlags flags = ms->flags();
@@ -257,7 +260,7 @@ void SectionTable::subsection_map_init(Pfn start, NrPages n) {
   }
 }
 
-Result<void> SectionTable::add_pages(unsigned nid, Pfn start, NrPages n, VmemAltmap* altmap) {
+Result<void> SectionTable::add_pages(unsigned nid, Pfn start, NrPages n, VmemAltmap* altmap, unsigned vmemmap_shift) {
   if (altmap) {
     if (altmap->base_pfn != start || altmap->offset() > n) {
       m_log.log(LogLevel::Warn, "memory add fail, invalid altmap");
@@ -274,19 +277,21 @@ Result<void> SectionTable::add_pages(unsigned nid, Pfn start, NrPages n, VmemAlt
   if (start.value() + n.value() > m_arch.max_pfn_limit() || start.value() + n.value() < start.value())
     return fail(Errno::Range, fmt::format("pfn range [{:#x}+{:#x}) beyond the physical limit", start.value(),
                                           n.value()));
+  const CompoundMemmap compound{NrPages(vmemmap_shift < 64 ? uint64_t{1} << vmemmap_shift : 0), start};
   Pfn pfn = start;
   const Pfn end = start + n;
   while (pfn < end) {
     const Pfn sec_end = m_arch.section_nr_to_pfn(m_arch.pfn_to_section_nr(pfn).next());
     const Pfn chunk_end = end < sec_end ? end : sec_end;
     // 6.1 keeps the chunks already added when a later one fails (spec §9.10).
-    SPM_TRY(sparse_add_section(nid, pfn, chunk_end - pfn, altmap));
+    SPM_TRY(sparse_add_section(nid, pfn, chunk_end - pfn, altmap, vmemmap_shift ? &compound : nullptr));
     pfn = chunk_end;
   }
   return {};
 }
 
-Result<void> SectionTable::sparse_add_section(unsigned nid, Pfn start, NrPages n, VmemAltmap* altmap) {
+Result<void> SectionTable::sparse_add_section(unsigned nid, Pfn start, NrPages n, VmemAltmap* altmap,
+                                              const CompoundMemmap* compound) {
   const SectionNr nr = m_arch.pfn_to_section_nr(start);
   SPM_TRY_ASSIGN(MemSection * ms, ensure_section(nr));
   MemSectionUsage* usage = ms->m_usage.load(std::memory_order_relaxed);
@@ -307,7 +312,7 @@ Result<void> SectionTable::sparse_add_section(unsigned nid, Pfn start, NrPages n
   if (!(n < m_arch.pages_per_section() && rule.early && rule.partial_add_reuses_memmap)) {
     // Populate before publishing the bits, so a lock-free reader that sees pfn_valid() can read
     // the descriptor.
-    SPM_TRY(m_vmemmap.populate(start, n, altmap, VmemmapOrigin::Buddy));
+    SPM_TRY(m_vmemmap.populate(start, n, altmap, VmemmapOrigin::Buddy, compound));
   }
   if (!usage) {
     usage = new MemSectionUsage();
