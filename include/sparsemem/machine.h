@@ -389,7 +389,6 @@ class Machine {
   Result<void> init_pagemap_range_locked(DevPagemap& pgmap, unsigned i, unsigned nid) SPM_REQUIRES(m_hotplug_lock);
   void remove_pagemap_range_locked(DevPagemap& pgmap, unsigned i) SPM_REQUIRES(m_hotplug_lock);
   Result<void> unwind_memremap_locked(DevPagemap& pgmap, unsigned added, Error error) SPM_REQUIRES(m_hotplug_lock);
-  void grow_device_zone_locked(unsigned nid, PfnRange range) SPM_REQUIRES(m_hotplug_lock);
   void check_devmem_locked(InvariantReport& report) const SPM_REQUIRES(m_hotplug_lock);
 
   MemblockMapMemory m_map_memory{m_memblock};

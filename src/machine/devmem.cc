@@ -122,30 +122,11 @@ Result<void> Machine::add_pagemap_range_locked(DevPagemap& pgmap, unsigned i, un
   return {};
 }
 
-// move_pfn_range_to_zone() into ZONE_DEVICE: the span grows (union with the old span, never
-// shrinking), for the node too.
-void Machine::grow_device_zone_locked(unsigned nid, PfnRange range) {
-  Node& node = m_nodes[nid];
-  Zone& zone = node.zone(ZoneType::Device);
-  auto hull = [&](Pfn& start, NrPages& spanned) {
-    if (spanned.value() == 0) {
-      start = range.start;
-      spanned = range.nr;
-      return;
-    }
-    const Pfn lo = std::min(start, range.start);
-    const Pfn hi = std::max(start + spanned, range.end());
-    start = lo;
-    spanned = hi - lo;
-  };
-  hull(zone.zone_start_pfn, zone.spanned_pages);
-  hull(node.node_start_pfn, node.node_spanned_pages);
-}
-
 // Steps 9, 11 and 12: Device zone, taint, memmap (altmap area, then the data pages), references.
 Result<void> Machine::init_pagemap_range_locked(DevPagemap& pgmap, unsigned i, unsigned nid) {
   const PfnRange pfns = range_pfns(m_arch, pgmap, i);
-  grow_device_zone_locked(nid, pfns);
+  // move_pfn_range_to_zone(): the Device zone and the node grow (a Device span never shrinks).
+  move_pfn_range_to_zone(m_nodes[nid], ZoneType::Device, pfns.start, pfns.nr);
   m_sections->taint_zone_device(pfns.start, pfns.nr);
   if (m_behaviour.subsection_zone_device_map) m_sections->set_zone_device(pfns.start, pfns.nr, true);
   if (i == 0) SPM_TRY(memmap_init_altmap_area(*m_vmemmap, *m_sections, m_behaviour, pgmap, nid));
