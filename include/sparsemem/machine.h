@@ -163,6 +163,10 @@ class Machine {
   // host refuses the memmap.
   Result<void> add_memory(unsigned nid, PhysAddr start, uint64_t size, MhpFlags flags = MHP_NONE)
       SPM_EXCLUDES(m_hotplug_lock);
+  // mhp_supports_memmap_on_memory(size): memory_hotplug.memmap_on_memory is on, the architecture
+  // can hold a memmap in hot-added memory, size is exactly one block, its memmap a PMD multiple and
+  // the rest pageblock aligned. Drivers (ACPI) pass MHP_MEMMAP_ON_MEMORY only when this holds.
+  bool mhp_supports_memmap_on_memory(uint64_t size) const;
   // add_memory_driver_managed(): the resource is named `resource_name` and marked
   // SYSRAM_DRIVER_MANAGED. Return: -EINVAL unless the name is "System RAM (...)"; as add_memory().
   Result<void> add_memory_driver_managed(unsigned nid, PhysAddr start, uint64_t size, std::string_view resource_name,

@@ -81,12 +81,7 @@ Result<void> Machine::add_memory_resource_locked(unsigned nid, ResourceId res, P
   VmemAltmap altmap{};
   const bool on_memory = flags.has(MHP_MEMMAP_ON_MEMORY);
   if (on_memory) {
-    // mhp_supports_memmap_on_memory(): enabled, exactly one block, a PMD-multiple memmap and a
-    // pageblock-aligned remainder.
-    const uint64_t vmemmap_bytes = range.nr.value() * STRUCT_PAGE_SIZE;
-    const uint64_t pageblock_bytes = m_arch.pageblock_nr_pages().value() << m_arch.page_shift;
-    if (!m_mhp.memmap_on_memory || !m_arch.memmap_on_memory_possible || size != bs ||
-        vmemmap_bytes % m_arch.pmd_size() || (size - vmemmap_bytes) % pageblock_bytes)
+    if (!mhp_supports_memmap_on_memory(size))
       return fail(Errno::Inval, fmt::format("memmap_on_memory is not supported for [{:#x}+{:#x}]", start.value(), size));
     altmap.base_pfn = range.start;
     altmap.free = range.nr;
@@ -134,6 +129,13 @@ Result<void> Machine::add_memory_resource_locked(unsigned nid, ResourceId res, P
          id = BlockId(id.value() + 1))
       (void)device_online_locked(id, m_mhp.auto_online_blocks);
   return {};
+}
+
+bool Machine::mhp_supports_memmap_on_memory(uint64_t size) const {
+  const uint64_t vmemmap_bytes = (size >> m_arch.page_shift) * STRUCT_PAGE_SIZE;
+  const uint64_t pageblock_bytes = m_arch.pageblock_nr_pages().value() << m_arch.page_shift;
+  return m_mhp.memmap_on_memory && m_arch.memmap_on_memory_possible && size == m_block_size &&
+         vmemmap_bytes % m_arch.pmd_size() == 0 && (size - vmemmap_bytes) % pageblock_bytes == 0;
 }
 
 Result<void> Machine::add_memory(unsigned nid, PhysAddr start, uint64_t size, MhpFlags flags) {
