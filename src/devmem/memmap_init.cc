@@ -1,5 +1,6 @@
 // ZONE_DEVICE memmap initialisation of Linux 6.1 (memmap_init_zone_device, and memmap_init_range for an altmap area):
 // writes descriptors through Vmemmap's checked path only. Callers hold the hotplug lock or own the range.
+#include <algorithm>
 #include <chrono>
 
 #include "sparsemem/pagemap.h"
@@ -8,17 +9,38 @@ namespace sparsemem {
 
 namespace {
 
-// __init_zone_device_page(): a single ZONE_DEVICE page of the pgmap.
-void init_zone_device_page(Page& p, const Vmemmap& vmemmap, Pfn pfn, unsigned nid, const DevPagemap& pgmap,
-                           const Behaviour& behaviour) {
-  init_single_page(p, ZoneType::Device, nid, vmemmap.page_addr(pfn));
+// The descriptor __init_zone_device_page() leaves behind. Everything in it is the same for every
+// page of a pgmap: the self-pointing lru words init_single_page writes are overwritten by the
+// pgmap pointer (page->pgmap) and zone_device_data (0). So it is built once and stored whole.
+Page zone_device_template(unsigned nid, const DevPagemap& pgmap, const Behaviour& behaviour) {
+  Page t{};
+  t.set_zone_nid(ZoneType::Device, nid);
   // Seed 001: 6.1 keeps PG_reserved on every ZONE_DEVICE page; the proposal drops it.
-  if (behaviour.device_pages_reserved) p.set(PG::reserved);
-  p.compound_head = reinterpret_cast<uint64_t>(&pgmap);  // page->pgmap (bit0 clear: not a tail)
-  p.lru_prev = 0;                                        // page->zone_device_data
+  if (behaviour.device_pages_reserved) t.set(PG::reserved);
+  t.mapcount = -1;
+  t.compound_head = reinterpret_cast<uint64_t>(&pgmap);  // page->pgmap (bit0 clear: not a tail)
+  t.lru_prev = 0;                                        // page->zone_device_data
   // PRIVATE and COHERENT pages start free (refcount 0); the driver hands them out with
   // zone_device_page_init. The other types are "1-based": 1 means idle.
-  if (pgmap.type == MemoryType::DevicePrivate || pgmap.type == MemoryType::DeviceCoherent) p.refcount = 0;
+  t.refcount = pgmap.type == MemoryType::DevicePrivate || pgmap.type == MemoryType::DeviceCoherent ? 0 : 1;
+  return t;
+}
+
+// Stores `value` into the descriptors of [start, start + n), one vmemmap page at a time through
+// the checked path: -EFAULT (with the oops text of the first descriptor of an unmapped vmemmap
+// page) stops it there, as the kernel's first faulting store would.
+Result<void> store_descriptors(Vmemmap& vmemmap, Pfn start, uint64_t n, const Page& value) {
+  const uint64_t per_page = vmemmap.arch().page_size() / STRUCT_PAGE_SIZE;
+  uint64_t done = 0;
+  while (done < n) {
+    const Pfn pfn = start + NrPages(done);
+    const uint64_t in_page = per_page - ((vmemmap.page_addr(pfn).value() / STRUCT_PAGE_SIZE) & (per_page - 1));
+    const uint64_t run = std::min(in_page, n - done);
+    SPM_TRY_ASSIGN(Page * first, vmemmap.writable_page(pfn));
+    for (uint64_t i = 0; i < run; ++i) first[i] = value;
+    done += run;
+  }
+  return {};
 }
 
 // prep_compound_head(): the compound metadata lives in the first tail page.
@@ -65,25 +87,25 @@ Result<void> memmap_init_zone_device(Vmemmap& vmemmap, SectionTable& sections, c
   const uint64_t unique = 2 * (arch.page_size() / STRUCT_PAGE_SIZE);
   const bool may_dedup = vmemmap_can_optimize(arch, pgmap.altmap_valid() ? &pgmap.altmap : nullptr, per_compound);
 
-  for (Pfn head = start; head < end; head += per_compound) {
-    SPM_TRY_ASSIGN(Page * hp, vmemmap.writable_page(head));
-    init_zone_device_page(*hp, vmemmap, head, nid, pgmap, behaviour);
-    if (order == 0) continue;
-    hp->set(PG::head);
-    uint64_t k = per_compound.value();
-    if (may_dedup && vmemmap.origin_of(head + NrPages(unique)) == VmemmapOrigin::Shared &&
-        vmemmap.descriptor_mapped(head + NrPages(unique)))
-      k = unique;
-    const uint64_t head_addr = vmemmap.page_addr(head).value();
-    for (uint64_t i = 1; i < k; ++i) {
-      const Pfn tail = head + NrPages(i);
-      SPM_TRY_ASSIGN(Page * tp, vmemmap.writable_page(tail));
-      init_zone_device_page(*tp, vmemmap, tail, nid, pgmap, behaviour);
-      tp->compound_head = head_addr | 1;  // prep_compound_tail()
-      tp->refcount = 0;
-      // 6.1 writes the first tail's compound metadata once the second tail is initialised: the
-      // first tail must already be initialised, or its own initialisation would clear it.
-      if (i == 2) {
+  const Page base = zone_device_template(nid, pgmap, behaviour);
+  if (order == 0) {
+    SPM_TRY(store_descriptors(vmemmap, start, (end - start).value(), base));
+  } else {
+    Page head_tmpl = base;
+    head_tmpl.set(PG::head);
+    for (Pfn head = start; head < end; head += per_compound) {
+      uint64_t k = per_compound.value();
+      if (may_dedup && vmemmap.origin_of(head + NrPages(unique)) == VmemmapOrigin::Shared &&
+          vmemmap.descriptor_mapped(head + NrPages(unique)))
+        k = unique;
+      SPM_TRY(store_descriptors(vmemmap, head, 1, head_tmpl));
+      Page tail = base;
+      tail.compound_head = vmemmap.page_addr(head).value() | 1;  // prep_compound_tail()
+      tail.refcount = 0;
+      SPM_TRY(store_descriptors(vmemmap, head + NrPages(1), k - 1, tail));
+      // 6.1 writes the first tail's compound metadata once the second tail is initialised, so
+      // an order-1 page (no second tail) never gets it.
+      if (k > 2) {
         SPM_TRY_ASSIGN(Page * first_tail, vmemmap.writable_page(head + NrPages(1)));
         prep_compound_head(*first_tail, order);
       }
