@@ -14,5 +14,6 @@ inline constexpr int kExitBadInput = 2;  // unreadable or malformed input, usage
 void register_diff(CLI::App& app);   // sparsemem diff EXPECTED ACTUAL [--verbose]
 void register_parse(CLI::App& app);  // sparsemem parse SCENARIO
 void register_boot(CLI::App& app), register_map(CLI::App& app);  // sparsemem boot / sparsemem map (machine options)
+void register_run(CLI::App& app);   // sparsemem run SCENARIO [--trace OUT] [--arch] [--behaviour]
 
 }  // namespace sparsemem::cli

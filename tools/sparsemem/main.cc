@@ -12,6 +12,7 @@ constexpr Register kCommands[] = {
     sparsemem::cli::register_diff,
     sparsemem::cli::register_parse,
     sparsemem::cli::register_boot, sparsemem::cli::register_map,
+    sparsemem::cli::register_run,
 };
 
 }  // namespace

@@ -1,0 +1,58 @@
+// Scenario interpreter: runs a parsed scenario on the simulator — platform, boot, module loading,
+// guest shell commands, QMP/HMP host actions, a snapshot after every step — into an oracle-layout Trace.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "sparsemem/arch.h"
+#include "sparsemem/behaviour.h"
+#include "sparsemem/result.h"
+#include "sparsemem/scenario.h"
+#include "sparsemem/trace.h"
+
+namespace sparsemem {
+
+struct RunOptions {
+  // nullptr: the profile the QEMU machine implies (x86-64 for pc/q35, arm64-4k-48 for virt).
+  const ArchProfile* arch = nullptr;
+  Behaviour behaviour = kLinux61;
+  // The guest kernel's release as `uname -r` and `modprobe` print it, and the host kernel the
+  // oracle's QEMU command line names (-kernel /boot/vmlinuz-<release>).
+  std::string kernel_release = "6.1.0-56-amd64";
+};
+
+// What one step did, for a one-line summary.
+struct RunStepSummary {
+  int64_t index = 0;
+  std::string name;
+  StepKind type = StepKind::Guest;
+  size_t commands = 0;
+  size_t failed_commands = 0;  // rc != 0
+  size_t host_actions = 0;
+  size_t violations = 0;       // invariant checker findings after the step
+};
+
+struct RunResult {
+  Trace trace;
+  std::vector<RunStepSummary> steps;
+  // One line per command or host action the simulator cannot run: "unsupported command 'ndctl
+  // create-namespace ...' at tests/scenarios/d1.scn:17 (libnvdimm is not modelled)". Each is also
+  // recorded in the trace as rc 127 with the same text on stderr, and makes `completed` false.
+  std::vector<std::string> unsupported;
+  // Every invariant violation the checker reported, prefixed by its step ("step 3: INV-...").
+  std::vector<std::string> violations;
+};
+
+// The trace key of our own that holds the checker's findings per step (diff ignores it: a key the
+// oracle never writes is not an observation of the expected trace).
+inline constexpr std::string_view kCheckerTraceKey = "sparsemem_checker";
+
+// Runs `sc`. The trace has the oracle's layout; timings are simulated (a monotonic guest clock).
+// A QEMU command line the platform refuses is an observation, as in the oracle: a trace with
+// completed false, no steps and the "qemu-start" error.
+// Return: -EINVAL when the platform is valid but the model cannot boot it (the boot's message),
+// or for an unknown arch/behaviour combination the platform rejects as not modelled (-EOPNOTSUPP).
+Result<RunResult> run_scenario(const Scenario& sc, const RunOptions& opts = {});
+
+}  // namespace sparsemem
