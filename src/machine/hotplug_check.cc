@@ -3,6 +3,7 @@
 // must never lose. Runs under the hotplug lock from Machine::check(); reports, never aborts.
 #include <algorithm>
 
+#include "internal/page_walk.h"
 #include "sparsemem/machine.h"
 
 namespace sparsemem {
@@ -14,13 +15,26 @@ Machine::ZoneCounts Machine::count_block_locked(const MemoryBlock& mem) const {
   ZoneCounts c;
   const PfnRange r = m_blocks.block_range(mem.id);
   auto count = [&](Pfn start, Pfn end) {
-    for (Pfn pfn = start; pfn < end; ++pfn) {
-      const Page* p = m_vmemmap->pfn_to_page(pfn);
-      auto& v = c[{p->nid(), p->zone()}];
-      ++v[0];
-      if (mem.boot) ++v[1];
-      if (!p->test(PG::reserved) && !p->has_type(PG_offline)) ++v[2];
-    }
+    // Runs of pages of one node and zone are counted locally, then added to the map.
+    std::pair<unsigned, ZoneType> key{~0u, ZoneType::DMA};
+    std::array<uint64_t, 3> run{};
+    auto flush = [&] {
+      if (key.first == ~0u) return;
+      for (unsigned i = 0; i < 3; ++i) c[key][i] += run[i];
+      run = {};
+    };
+    for_each_page(*m_vmemmap, m_arch, start, end, [&](Pfn, const Page& p) -> uint64_t {
+      const std::pair<unsigned, ZoneType> k{p.nid(), p.zone()};
+      if (k != key) {
+        flush();
+        key = k;
+      }
+      ++run[0];
+      if (mem.boot) ++run[1];
+      if (!p.test(PG::reserved) && !p.has_type(PG_offline)) ++run[2];
+      return 1;
+    });
+    flush();
   };
   if (!mem.boot) {
     count(r.start, r.end());

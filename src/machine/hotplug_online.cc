@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <bit>
 
+#include "internal/page_walk.h"
 #include "sparsemem/machine.h"
 
 namespace sparsemem {
@@ -30,20 +31,20 @@ struct Machine::OnlineOps final : OnlinePageOps {
   // Runs inside online_pages(), under the hotplug lock the analysis cannot see through the callback.
   void generic_online_page(Pfn pfn, unsigned order) SPM_NO_TSA override {
     const NrPages n(uint64_t{1} << order);
-    for (Pfn p = pfn; p < pfn + n; ++p) {
-      Page* page = m.m_vmemmap->pfn_to_page(p);
-      page->clear(PG::reserved);
-      page->refcount = 0;
+    // A MAX_ORDER-1 chunk never leaves its section: its descriptors are one array.
+    Page* first = m.m_vmemmap->pfn_to_page(pfn);
+    for (uint64_t i = 0; i < n.value(); ++i) {
+      first[i].clear(PG::reserved);
+      first[i].refcount = 0;
     }
-    const Page* first = m.m_vmemmap->pfn_to_page(pfn);
     m.m_nodes[first->nid()].zone(first->zone()).managed_pages += n;
     m.free_pages_to_buddy_locked(pfn, order);
   }
   void set_page_offline(Pfn pfn, unsigned order) SPM_NO_TSA override {
-    for (Pfn p = pfn; p < pfn + NrPages(uint64_t{1} << order); ++p) {
-      Page* page = m.m_vmemmap->pfn_to_page(p);
-      page->clear(PG::reserved);  // virtio-mem's fake-offline pages are not PG_reserved
-      page->set_type(PG_offline);
+    Page* first = m.m_vmemmap->pfn_to_page(pfn);
+    for (uint64_t i = 0; i < (uint64_t{1} << order); ++i) {
+      first[i].clear(PG::reserved);  // virtio-mem's fake-offline pages are not PG_reserved
+      first[i].set_type(PG_offline);
     }
   }
   Machine& m;
@@ -154,16 +155,20 @@ Result<void> Machine::offline_pages_locked(Pfn start, NrPages n, unsigned nid, Z
   // start_isolate_page_range() -> has_unmovable_pages(MEMORY_OFFLINE): reserved pages are
   // unmovable everywhere; outside ZONE_MOVABLE so is any referenced page that is not LRU,
   // PageOffline or hwpoisoned.
-  for (Pfn pfn = start; pfn < end;) {
-    const Page* p = m_vmemmap->pfn_to_page(pfn);
-    bool unmovable = p->test(PG::reserved);
-    if (!unmovable && zone != ZoneType::Movable && p->refcount != 0)
-      unmovable = !p->test(PG::hwpoison) && !p->has_type(PG_offline) && !p->test(PG::lru);
-    if (unmovable) {
-      dump_page_locked(pfn, "unmovable page");
-      return failed(Errno::Busy, "failure to isolate range");
+  std::optional<Pfn> unmovable;
+  for_each_page(*m_vmemmap, m_arch, start, end, [&](Pfn pfn, const Page& p) -> uint64_t {
+    bool bad = p.test(PG::reserved);
+    if (!bad && zone != ZoneType::Movable && p.refcount != 0)
+      bad = !p.test(PG::hwpoison) && !p.has_type(PG_offline) && !p.test(PG::lru);
+    if (bad) {
+      unmovable = pfn;
+      return 0;
     }
-    pfn += NrPages(p->refcount == 0 && p->is_buddy() ? uint64_t{1} << p->private_ : 1);
+    return p.refcount == 0 && p.is_buddy() ? uint64_t{1} << p.private_ : 1;
+  });
+  if (unmovable) {
+    dump_page_locked(*unmovable, "unmovable page");
+    return failed(Errno::Busy, "failure to isolate range");
   }
   const uint64_t pb = m_arch.pageblock_nr_pages().value();
   auto set_migratetype = [&](Migratetype mt) {
@@ -190,12 +195,17 @@ Result<void> Machine::offline_pages_locked(Pfn start, NrPages n, unsigned nid, Z
     return failed_isolated(static_cast<Errno>(-err), "notifier failure");
 
   // scan_movable_pages(): a referenced PageOffline page is unmovable.
-  for (Pfn pfn = start; pfn < end; ++pfn) {
-    const Page* p = m_vmemmap->pfn_to_page(pfn);
-    if (p->has_type(PG_offline) && p->refcount != 0) {
-      dump_page_locked(pfn, "unmovable page");
-      return failed_isolated(Errno::Busy, "unmovable page");
+  std::optional<Pfn> referenced;
+  for_each_page(*m_vmemmap, m_arch, start, end, [&](Pfn pfn, const Page& p) -> uint64_t {
+    if (p.has_type(PG_offline) && p.refcount != 0) {
+      referenced = pfn;
+      return 0;
     }
+    return p.is_buddy() ? uint64_t{1} << p.private_ : 1;
+  });
+  if (referenced) {
+    dump_page_locked(*referenced, "unmovable page");
+    return failed_isolated(Errno::Busy, "unmovable page");
   }
 
   // do_migrate_range(): every movable page moves to a free page outside the isolated range,
@@ -244,17 +254,13 @@ Result<void> Machine::offline_pages_locked(Pfn start, NrPages n, unsigned nid, Z
   // Success: sections go offline first, then the free pages leave the buddy and the counters
   // shrink; MEM_OFFLINE; then the span shrinks (spec §4.9 "success ordering").
   m_sections->set_online(start, n, false);
-  for (Pfn pfn = start; pfn < end;) {
-    Page* p = m_vmemmap->pfn_to_page(pfn);
-    if (p->is_buddy()) {
-      const uint64_t order = p->private_;
-      p->clear_type(PG_buddy);
-      p->private_ = 0;
-      pfn += NrPages(uint64_t{1} << order);
-    } else {
-      ++pfn;
-    }
-  }
+  for_each_page(*m_vmemmap, m_arch, start, end, [&](Pfn, Page& p) -> uint64_t {
+    if (!p.is_buddy()) return 1;
+    const uint64_t order = p.private_;
+    p.clear_type(PG_buddy);
+    p.private_ = 0;
+    return uint64_t{1} << order;
+  });
   m_log.log(LogLevel::Info, "Offlined Pages {}", n.value());
   node.zone(zone).managed_pages -= n;
   adjust_present_locked(start, n, nid, zone, group, false);
@@ -272,7 +278,10 @@ Result<void> Machine::memory_block_online_locked(MemoryBlock& mem, OnlineType ty
     // mhp_init_memmap_on_memory(): the vmemmap pages join the zone as reserved, self-hosted pages.
     move_pfn_range_to_zone(m_nodes[mem.nid], zone, r.start, v);
     memmap_init_hotplug_locked(r.start, v, mem.nid, zone, Migratetype::Unmovable);
-    for (Pfn p = r.start; p < r.start + v; ++p) m_vmemmap->pfn_to_page(p)->set(PG::vmemmap_self_hosted);
+    for_each_page(*m_vmemmap, m_arch, r.start, r.start + v, [](Pfn, Page& p) -> uint64_t {
+      p.set(PG::vmemmap_self_hosted);
+      return 1;
+    });
     if (v >= m_arch.pages_per_section())
       m_sections->set_online(r.start, NrPages(v.value() & ~(m_arch.pages_per_section().value() - 1)), true);
   }
