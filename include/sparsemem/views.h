@@ -60,8 +60,10 @@ struct GuestFsContext {
   std::vector<unsigned> cpu_nodes;    // nodes with CPUs (has_cpu)
   // memory_notifier_error_inject is loaded: its debugfs directory exists.
   std::function<bool()> notifier_inject_loaded;
-  // Writing 1 to a PNP0C80 eject file. Default (unset): acpi->eject(). The simulator sets it so
-  // that the host side (QEMU removing the DIMM, its events) follows a successful ejection.
+  // Writing 1 to a PNP0C80 eject file of a present device. Default (unset): acpi->eject(). The
+  // simulator sets it so that the host side (QEMU removing the DIMM, its events) follows. As in
+  // acpi_eject_store(), the write succeeds whatever the ejection's outcome (queued work in 6.1);
+  // only an empty slot fails it (-ENODEV).
   std::function<Result<void>(unsigned slot)> acpi_eject;
 };
 

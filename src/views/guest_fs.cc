@@ -254,9 +254,12 @@ FsNode acpi_device_dir(const Ctx& c, unsigned slot) {
   const AcpiMemoryDeviceState* d = acpi->find_slot(slot);
   std::vector<std::pair<std::string, FsNode>> e;
   e.emplace_back("eject", fs_file_wo([c, slot](std::string_view v) -> Result<void> {
-                   // acpi_eject_store(): only "1" ejects.
+                   // acpi_eject_store(): only "1" ejects, and only a present device with a scan handler;
+                   // the ejection itself is queued work, whose failure the writer never sees.
                    if (v.empty() || v[0] != '1') return einval("eject: not 1");
-                   return c->acpi_eject ? c->acpi_eject(slot) : c->acpi->eject(*c->machine, slot);
+                   if (c->acpi->find_slot(slot)->status == 0) return fail(Errno::NoDev, "no such device");
+                   (void)(c->acpi_eject ? c->acpi_eject(slot) : c->acpi->eject(*c->machine, slot));
+                   return {};
                  }));
   e.emplace_back("hid", fs_const("PNP0C80\n"));
   e.emplace_back("modalias", fs_const("acpi:PNP0C80:\n"));

@@ -1,0 +1,174 @@
+// Tests for include/sparsemem/run.h: the interpreter's shell subset with busybox's messages, host
+// actions and their QMP events, step 000, QEMU refusing a command line, and unsupported commands.
+#include "sparsemem/run.h"
+
+#include <gtest/gtest.h>
+
+namespace sparsemem {
+namespace {
+
+RunResult run_text(std::string_view text) {
+  auto sc = parse_scenario(text, "t.scn");
+  EXPECT_TRUE(sc) << (sc ? "" : sc.error().message);
+  auto r = run_scenario(*sc);
+  EXPECT_TRUE(r) << (r ? "" : r.error().message);
+  return r ? std::move(*r) : RunResult{};
+}
+
+const CommandRecord& cmd(const RunResult& r, size_t step, size_t i) { return r.trace.steps.at(step).commands.at(i); }
+
+// Scenario: writes that fail at open and at write, reads of missing files, ls, grep, chains.
+// Expect: busybox ash's exact messages and statuses, as the oracle recorded them (trace f_errors).
+TEST(RunShell, BusyboxMessages) {
+  const RunResult r = run_text(
+      "modules: none\n"
+      "step s\n"
+      "    echo 1 > /sys/devices/system/memory/memory32/phys_index\n"
+      "    echo offline > /sys/devices/system/memory/memory999/state\n"
+      "    echo online > /sys/devices/system/memory/memory32/state\n"
+      "    cat /sys/devices/system/memory/memory999/state\n"
+      "    cat /sys/devices/system/memory/block_size_bytes /sys/devices/system/memory/memory0/valid_zones\n"
+      "    grep Hugepagesize /proc/meminfo\n"
+      "    test -e /sys/devices/system/memory/memory32 && echo yes || echo no\n"
+      "    ! test -e /sys/devices/system/memory/memory24\n"
+      "    ls /sys/devices/system/node/nope\n"
+      "    printf online_movable > /dev/null; echo done\n");
+  ASSERT_EQ(r.trace.steps.size(), 2u);
+  EXPECT_TRUE(r.unsupported.empty());
+  EXPECT_EQ(cmd(r, 1, 0).rc, 1);
+  EXPECT_EQ(cmd(r, 1, 0).err, "sh: can't create /sys/devices/system/memory/memory32/phys_index: Permission denied");
+  EXPECT_EQ(cmd(r, 1, 1).err, "sh: can't create /sys/devices/system/memory/memory999/state: nonexistent directory");
+  EXPECT_EQ(cmd(r, 1, 2).rc, 1);
+  EXPECT_EQ(cmd(r, 1, 2).err, "sh: write error: Invalid argument");
+  EXPECT_EQ(cmd(r, 1, 3).err, "cat: can't open '/sys/devices/system/memory/memory999/state': No such file or directory");
+  EXPECT_EQ(cmd(r, 1, 4).out, "8000000\nnone");
+  EXPECT_EQ(cmd(r, 1, 5).out, "Hugepagesize:       2048 kB");
+  EXPECT_EQ(cmd(r, 1, 6).out, "yes");
+  EXPECT_EQ(cmd(r, 1, 7).rc, 0);
+  EXPECT_EQ(cmd(r, 1, 8).err, "ls: /sys/devices/system/node/nope: No such file or directory");
+  EXPECT_EQ(cmd(r, 1, 9).out, "done");
+}
+
+// Scenario: the oracle's guest helpers on a cold-plugged DIMM (trace b_dimm_coldplug).
+// Expect: setstate's per-block lines on stdout and stderr with rc 1 for a failure, blocks_in's ids,
+// memblocks' line format, waitfor's timeout message.
+TEST(RunShell, GuestHelpers) {
+  const RunResult r = run_text(
+      "qemu: -object memory-backend-ram,id=m1,size=1G -device pc-dimm,id=dimm1,memdev=m1\n"
+      "modules: none\n"
+      "step s\n"
+      "    setstate online_movable 48 49\n"
+      "    setstate offline 49 50\n"
+      "    blocks_in 0x180000000 0x10000000\n"
+      "    memblocks\n"
+      "    waitfor 5 test -e /sys/devices/system/memory/memory99\n");
+  EXPECT_EQ(cmd(r, 1, 0).out, "memory48: online_movable ok\nmemory49: online_movable ok");
+  EXPECT_EQ(cmd(r, 1, 1).rc, 1);
+  EXPECT_EQ(cmd(r, 1, 1).out, "memory49: offline ok");
+  EXPECT_EQ(cmd(r, 1, 1).err, "sh: write error: Invalid argument\nmemory50: offline FAILED");
+  EXPECT_EQ(cmd(r, 1, 2).out, "48\n49");
+  EXPECT_NE(cmd(r, 1, 3).out->find("48|online|00000030|Movable|1|0|-|node0"), std::string::npos);
+  EXPECT_EQ(cmd(r, 1, 4).rc, 1);
+  EXPECT_EQ(cmd(r, 1, 4).err, "waitfor: timeout after 5s: test -e /sys/devices/system/memory/memory99");
+  const auto& blocks = *r.trace.steps[1].snapshot.memory_blocks;
+  EXPECT_EQ(std::count_if(blocks.begin(), blocks.end(), [](const MemoryBlockEntry& b) { return b.state == "online"; }),
+            33 + 1);  // boot blocks 0-23 and 32-40, and memory48
+}
+
+// Scenario: QMP/HMP hot-add of a DIMM, device_del with wait_event, then a guest-initiated eject.
+// Expect: the ACPI_DEVICE_OST insertion event on device_add, the eject events on device_del claimed
+// by wait_event, the guest eject's events delivered at the next host action, the device gone from
+// query-memory-devices.
+TEST(RunHost, DimmHotplugEvents) {
+  const RunResult r = run_text(
+      "modules: none\n"
+      "host add\n"
+      "    hmp object_add memory-backend-ram,id=m1,size=1G\n"
+      "    qmp {\"execute\":\"device_add\",\"arguments\":{\"driver\":\"pc-dimm\",\"id\":\"d1\",\"memdev\":\"m1\"}}\n"
+      "    hmp object_add memory-backend-ram,id=m2,size=1G\n"
+      "    hmp device_add pc-dimm,id=d2,memdev=m2\n"
+      "host del\n"
+      "    hmp device_del d1\n"
+      "    wait_event DEVICE_DELETED 60\n"
+      "step eject\n"
+      "    acpi_eject_block 56\n"
+      "host view\n"
+      "    qmp {\"execute\":\"query-memory-devices\"}\n");
+  EXPECT_TRUE(r.unsupported.empty());
+  const auto& add = *r.trace.steps[1].host_actions;
+  EXPECT_EQ(add[0].response, (OrderedJson{{"return", ""}}));
+  EXPECT_EQ(add[1].response, (OrderedJson{{"return", OrderedJson::object()}}));
+  ASSERT_EQ(add[1].events->size(), 1u);
+  EXPECT_EQ((*add[1].events)[0]["event"], "ACPI_DEVICE_OST");
+  EXPECT_EQ((*add[1].events)[0]["data"]["info"]["device"], "d1");
+  const auto& del = *r.trace.steps[2].host_actions;
+  ASSERT_EQ(del[0].events->size(), 3u);
+  EXPECT_EQ((*del[0].events)[0]["data"]["info"]["status"], 132);
+  EXPECT_EQ((*del[0].events)[1]["event"], "DEVICE_DELETED");
+  EXPECT_FALSE((*del[0].events)[2]["data"]["info"].contains("device"));
+  EXPECT_EQ((*del[1].response)["event"], "DEVICE_DELETED");
+  EXPECT_TRUE(del[1].events->empty());
+  EXPECT_EQ(cmd(r, 3, 0).out, "ejecting PNP0C80:01 (\\_SB_.MHPC.MP01)");
+  const auto& view = *r.trace.steps[4].host_actions;
+  ASSERT_EQ(view[0].events->size(), 3u);
+  EXPECT_EQ((*view[0].events)[2]["data"]["info"]["source"], 259);
+  EXPECT_EQ((*view[0].response)["return"], OrderedJson::array());
+  EXPECT_EQ(*r.trace.final_memory_devices, (OrderedJson{{"return", OrderedJson::array()}}));
+}
+
+// Scenario: step 000 with the default modules, and a scenario whose QEMU line QEMU refuses
+// (trace d0_nvdimm_unaligned_addr).
+// Expect: one "modprobe M" command per default module; the refused start is a trace with the
+// qemu-start error, no steps and completed false.
+TEST(RunBoot, ModulesAndQemuRefusal) {
+  const RunResult ok = run_text("step s\n    true\n");
+  ASSERT_EQ(ok.trace.steps[0].commands.size(), 6u);
+  EXPECT_EQ(cmd(ok, 0, 0).cmd, "modprobe nfit");
+  EXPECT_EQ(cmd(ok, 0, 5).cmd, "modprobe kmem");
+  EXPECT_TRUE(ok.trace.completed);
+  const RunResult bad = run_text(
+      "qemu: -machine pc,nvdimm=on -m 4160M,maxmem=20G,slots=1\n"
+      "qemu: -object memory-backend-ram,id=mem0,size=8G\n"
+      "qemu: -device nvdimm,id=vm0,memdev=mem0,node=0,addr=0x144000000,label-size=128k\n");
+  EXPECT_FALSE(bad.trace.completed);
+  EXPECT_TRUE(bad.trace.steps.empty());
+  ASSERT_EQ(bad.trace.errors.size(), 2u);
+  EXPECT_EQ(bad.trace.errors[1].where, "qemu-start");
+  EXPECT_NE(bad.trace.qemu_output->find("can't add memory device [0x144000000:0x1ffe00000]"), std::string::npos);
+}
+
+// Scenario: commands outside the shell subset, a module that does not exist, a model gap.
+// Expect: each unsupported line is reported with FILE:LINE and recorded as rc 127 with the same
+// text; modprobe of an unknown module is the real modprobe's error, not a model gap.
+TEST(RunShell, UnsupportedIsNamedNeverSkipped) {
+  const RunResult r = run_text(
+      "modules: none\n"
+      "step s\n"
+      "    cat /proc/meminfo | head -1\n"
+      "    modprobe nosuchmodule\n"
+      "    echo 0x1000 > /sys/devices/system/memory/soft_offline_page\n"
+      "    ndctl create-namespace\n");
+  ASSERT_EQ(r.unsupported.size(), 3u);
+  EXPECT_NE(r.unsupported[0].find("'cat /proc/meminfo | head -1' at t.scn:3"), std::string::npos) << r.unsupported[0];
+  EXPECT_NE(r.unsupported[1].find("at t.scn:5"), std::string::npos) << r.unsupported[1];
+  EXPECT_NE(r.unsupported[2].find("at t.scn:6"), std::string::npos) << r.unsupported[2];
+  EXPECT_EQ(cmd(r, 1, 0).rc, 127);
+  EXPECT_NE(cmd(r, 1, 0).err->find("unsupported command"), std::string::npos);
+  EXPECT_EQ(cmd(r, 1, 1).rc, 1);
+  EXPECT_EQ(cmd(r, 1, 1).err, "modprobe: FATAL: Module nosuchmodule not found in directory /lib/modules/6.1.0-56-amd64");
+  EXPECT_FALSE(r.trace.completed);
+}
+
+// Scenario: the checker's findings are kept in the trace under a key of our own.
+// Expect: every step's snapshot has "sparsemem_checker" (empty for a healthy machine).
+TEST(RunBoot, CheckerKeyInEverySnapshot) {
+  const RunResult r = run_text("modules: none\nstep s\n    true\n");
+  for (const TraceStep& s : r.trace.steps) {
+    ASSERT_TRUE(s.snapshot.extra.contains(std::string(kCheckerTraceKey)));
+    EXPECT_TRUE(s.snapshot.extra[std::string(kCheckerTraceKey)].empty());
+  }
+  EXPECT_TRUE(r.violations.empty());
+}
+
+}  // namespace
+}  // namespace sparsemem
