@@ -40,6 +40,10 @@ struct RunResult {
   // create-namespace ...' at tests/scenarios/d1.scn:17 (libnvdimm is not modelled)". Each is also
   // recorded in the trace as rc 127 with the same text on stderr, and makes `completed` false.
   std::vector<std::string> unsupported;
+  // Commands that ran with the guest's result but whose effect the model has only in part, e.g.
+  // "modprobe nfit at FILE:LINE: ... not modelled" on a machine with NVDIMMs. The trace is still
+  // completed; the differences show in its snapshots.
+  std::vector<std::string> notes;
   // Every invariant violation the checker reported, prefixed by its step ("step 3: INV-...").
   std::vector<std::string> violations;
 };

@@ -273,6 +273,7 @@ Result<RunResult> run_scenario(const Scenario& sc, const RunOptions& opts) {
   }
 
   t.completed = result.unsupported.empty();
+  result.notes = s.notes;
   t.final_memory_devices = query_memory_devices(s.platform);
   // trailing_qmp_events stays absent: the guest powers off after its last step, QEMU exits and the
   // driver's final drain meets a closed socket, so the oracle never records it.

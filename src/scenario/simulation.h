@@ -64,6 +64,8 @@ class Simulation {
   std::vector<std::string> boot_dmesg;        // step 000's log before the machine's later lines
   size_t log_cursor = 0;                      // machine log lines already in a snapshot
   bool dmesg_debug = false;                   // dyndbg= on the command line: pr_debug lines show
+  // Commands that ran as the guest's would but whose effect the model only partly has (RunResult::notes).
+  std::vector<std::string> notes;
 
   // The guest's shell: runs one command line (sh -c LINE). `where` names the scenario line.
   CmdOutcome run_shell(std::string_view line, std::string_view where);

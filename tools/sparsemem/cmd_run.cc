@@ -68,6 +68,7 @@ void register_run(CLI::App& app) {
       std::cout << "  trace written to " << args->trace << "\n";
     }
     std::cout << std::flush;
+    for (const std::string& n : r->notes) std::cerr << "sparsemem run: note: " << n << "\n";
     for (const std::string& u : r->unsupported) std::cerr << "sparsemem run: " << u << "\n";
     if (!r->unsupported.empty()) throw CLI::RuntimeError(kExitBadInput);
     if (!r->violations.empty()) throw CLI::RuntimeError(kExitMismatch);
