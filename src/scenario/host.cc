@@ -14,6 +14,14 @@ namespace {
 // diff masks; any monotonic value will do.
 constexpr int64_t kEventEpoch = 1795547000;
 
+// j[key] when it is a string, else "" (nlohmann's value() throws for a key of another type, and a
+// scenario's QMP line may hold anything).
+std::string string_field(const OrderedJson& j, const char* key) {
+  if (!j.is_object()) return {};
+  const auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 OrderedJson generic_error(std::string_view desc) {
   return OrderedJson{{"error", OrderedJson{{"class", "GenericError"}, {"desc", std::string(desc)}}}};
 }
@@ -30,7 +38,7 @@ OrderedJson ost_event(const Simulation& s, std::optional<std::string> device, un
 
 // "memory-backend-ram,id=m1,size=1073741824" from QMP object-add arguments.
 std::string backend_opts_from_qmp(const OrderedJson& args) {
-  std::string s = args.value("qom-type", std::string());
+  std::string s = string_field(args, "qom-type");
   for (const auto& [k, v] : args.items()) {
     if (k == "qom-type") continue;
     s += "," + k + "=" + (v.is_string() ? v.get<std::string>() : v.is_boolean() ? (v.get<bool>() ? "on" : "off") : v.dump());
@@ -39,7 +47,7 @@ std::string backend_opts_from_qmp(const OrderedJson& args) {
 }
 
 std::string device_opts_from_qmp(const OrderedJson& args) {
-  std::string s = args.value("driver", std::string());
+  std::string s = string_field(args, "driver");
   for (const auto& [k, v] : args.items()) {
     if (k == "driver") continue;
     s += "," + k + "=" + (v.is_string() ? v.get<std::string>() : v.is_boolean() ? (v.get<bool>() ? "on" : "off") : v.dump());
@@ -170,8 +178,9 @@ HostActionOutcome run_host_action(Simulation& s, const HostAction& a, std::vecto
   };
   switch (a.kind) {
     case HostActionKind::Qmp: {
-      const std::string exec = a.qmp.is_object() ? a.qmp.value("execute", std::string()) : std::string();
-      const OrderedJson args = a.qmp.is_object() && a.qmp.contains("arguments") ? a.qmp["arguments"] : OrderedJson::object();
+      const std::string exec = string_field(a.qmp, "execute");
+      const OrderedJson args =
+          a.qmp.is_object() && a.qmp.contains("arguments") && a.qmp["arguments"].is_object() ? a.qmp["arguments"] : OrderedJson::object();
       MonitorResult m;
       if (exec == "query-memory-devices") {
         r.response = query_memory_devices(s.platform);
@@ -185,7 +194,7 @@ HostActionOutcome run_host_action(Simulation& s, const HostAction& a, std::vecto
       }
       if (exec == "object-add") m = object_add(s, backend_opts_from_qmp(args));
       else if (exec == "device_add") m = device_add(s, device_opts_from_qmp(args));
-      else if (exec == "device_del") m = device_del(s, args.value("id", std::string()));
+      else if (exec == "device_del") m = device_del(s, string_field(args, "id"));
       else m.unsupported = fmt::format("QMP command '{}'", exec);
       if (m.unsupported) unsupported(*m.unsupported);
       else r.response = m.error ? generic_error(*m.error) : OrderedJson{{"return", m.value}};
@@ -213,7 +222,7 @@ HostActionOutcome run_host_action(Simulation& s, const HostAction& a, std::vecto
     case HostActionKind::Sleep: s.uptime += std::max(0.0, a.seconds); break;
     case HostActionKind::WaitEvent: {
       for (auto& [ev, claimed] : seen) {
-        if (!claimed && ev.value("event", std::string()) == a.event) {
+        if (!claimed && string_field(ev, "event") == a.event) {
           claimed = true;
           r.response = ev;
           break;
@@ -221,7 +230,7 @@ HostActionOutcome run_host_action(Simulation& s, const HostAction& a, std::vecto
       }
       if (r.response) break;
       for (size_t i = 0; i < s.pending_events.size(); ++i) {
-        if (s.pending_events[i].value("event", std::string()) == a.event) {
+        if (string_field(s.pending_events[i], "event") == a.event) {
           r.response = s.pending_events[i];
           s.pending_events.erase(s.pending_events.begin() + static_cast<std::ptrdiff_t>(i));
           break;

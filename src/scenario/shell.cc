@@ -882,7 +882,8 @@ class Shell {
 
   int cmd_nd_dax_state(Io& io) {
     // No libnvdimm model: the nd and dax buses have no devices to describe.
-    if (!fs().list("/sys/bus/nd/devices")->empty() || !fs().list("/sys/bus/dax/devices")->empty())
+    const auto nd = fs().list("/sys/bus/nd/devices"), dax = fs().list("/sys/bus/dax/devices");
+    if ((nd && !nd->empty()) || (dax && !dax->empty()))
       return unsupported("nd_dax_state over libnvdimm objects");
     (void)io;
     return 0;

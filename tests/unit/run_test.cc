@@ -116,6 +116,23 @@ TEST(RunHost, DimmHotplugEvents) {
   EXPECT_EQ(*r.trace.final_memory_devices, (OrderedJson{{"return", OrderedJson::array()}}));
 }
 
+// Scenario: QMP lines with unexpected types and an unknown host verb.
+// Expect: no exception; a non-string "execute" is an unsupported QMP command named with its line,
+// a non-string id is QEMU's "not found", an unknown verb gets the oracle's own error reply.
+TEST(RunHost, OddQmpLines) {
+  const RunResult r = run_text(
+      "modules: none\n"
+      "host h\n"
+      "    qmp {\"execute\":5}\n"
+      "    qmp {\"execute\":\"device_del\",\"arguments\":{\"id\":7}}\n"
+      "    frobnicate now\n");
+  ASSERT_EQ(r.unsupported.size(), 1u);
+  EXPECT_NE(r.unsupported[0].find("at t.scn:3"), std::string::npos) << r.unsupported[0];
+  const auto& acts = *r.trace.steps.at(1).host_actions;
+  EXPECT_EQ((*acts.at(1).response)["error"]["class"], "GenericError");
+  EXPECT_EQ((*acts.at(2).response)["error"]["desc"], "unknown host action frobnicate");
+}
+
 // Scenario: step 000 with the default modules, and a scenario whose QEMU line QEMU refuses
 // (trace d0_nvdimm_unaligned_addr).
 // Expect: one "modprobe M" command per default module; the refused start is a trace with the
