@@ -49,6 +49,27 @@ void Machine::create_boot_blocks_locked(const std::vector<MemRange>& memory) {
     // Block ids of present sections are below NR_MEM_SECTIONS / sections_per_block by construction.
     SPM_CHECK(m_blocks.insert(b).has_value(), "boot block id out of range");
   }
+  // arm64 (arch/arm64/mm/mmu.c, an early initcall): boot memory must never go offline. A range
+  // holding an early section is vetoed at MEM_GOING_OFFLINE (-EPERM) and reported at MEM_OFFLINE.
+  // The callback runs inside memory_notify(), under the hotplug lock.
+  if (m_arch.family == ArchFamily::Arm64)
+    m_memory_chain.add(
+        [this](MemoryAction action, const MemoryNotify& arg) {
+          if (action != MemoryAction::GoingOffline && action != MemoryAction::Offline) return NOTIFY_OK;
+          for (Pfn pfn = arg.start_pfn; pfn < arg.start_pfn + arg.nr_pages; pfn += m_arch.pages_per_section()) {
+            const MemSection* ms = m_sections->find(m_arch.pfn_to_section_nr(pfn));
+            if (!ms || !ms->flags().has(SectionFlag::Early)) continue;
+            const uint64_t start = m_arch.pfn_to_phys(pfn).value(), end = start + m_arch.section_size();
+            if (action == MemoryAction::GoingOffline) {
+              m_log.log(LogLevel::Warn, "Boot memory [{:x} {:x}] offlining attempted", start, end);
+              return NOTIFY_BAD;
+            }
+            m_log.log(LogLevel::Err, "Boot memory [{:x} {:x}] offlined", start, end);
+            return NOTIFY_DONE;
+          }
+          return NOTIFY_OK;
+        },
+        0);
 }
 
 ZoneChoiceContext Machine::zone_choice_context() const {

@@ -261,7 +261,7 @@ Result<void> Machine::offline_pages_locked(Pfn start, NrPages n, unsigned nid, Z
     p.private_ = 0;
     return uint64_t{1} << order;
   });
-  m_log.log(LogLevel::Info, "Offlined Pages {}", n.value());
+  m_log.log(LogLevel::Debug, "Offlined Pages {}", n.value());  // pr_debug: the traces enable it with dyndbg
   node.zone(zone).managed_pages -= n;
   adjust_present_locked(start, n, nid, zone, group, false);
   m_memory_chain.call(MemoryAction::Offline, arg);

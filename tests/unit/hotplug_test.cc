@@ -540,8 +540,10 @@ TEST(HotplugCallback, online_page_callback) {
 }
 
 // Scenario: arm64 4K/48-bit with RAM at 1 GiB: hot-add inside and outside what the linear map
-// covers. Expect: the add lands in memblock too (ARCH_KEEP_MEMBLOCK) and leaves it on removal;
-// beyond the linear map (PA 2^47 + memstart) add_memory is -E2BIG with the kernel's warning.
+// covers, and an attempt to offline boot memory. Expect: the add lands in memblock too
+// (ARCH_KEEP_MEMBLOCK) and leaves it on removal; offlining boot block 8 is -EPERM with "Boot memory
+// [40000000 48000000] offlining attempted" and changes nothing; beyond the linear map (PA 2^47 +
+// memstart) add_memory is -E2BIG.
 TEST(HotplugArm64, memblock_kept_and_mappable_range) {
   MachineConfig c;
   c.arch = &kArm64_4K_48;
@@ -556,6 +558,15 @@ TEST(HotplugArm64, memblock_kept_and_mappable_range) {
   ASSERT_TRUE(m->remove_memory(PhysAddr(4 * GiB), 128 * MiB));
   EXPECT_FALSE(m->memblock().is_memory(PhysAddr(4 * GiB)));
   EXPECT_TRUE(m->memblock().is_memory(PhysAddr(4 * GiB + 128 * MiB)));
+  // Boot memory never goes offline on arm64: its notifier vetoes MEM_GOING_OFFLINE with NOTIFY_BAD.
+  const size_t log0 = m->log().size();
+  const std::string before = hotplug_snapshot(*m);
+  auto boot = m->device_offline(BlockId(8));
+  ASSERT_FALSE(boot);
+  EXPECT_EQ(boot.error().code, Errno::Perm);
+  EXPECT_TRUE(log_has(*m, log0, "Boot memory [40000000 48000000] offlining attempted"));
+  EXPECT_TRUE(log_has(*m, log0, "memory offlining [mem 0x40000000-0x47ffffff] failed due to notifier failure"));
+  EXPECT_EQ(hotplug_snapshot(*m), before);
   const uint64_t beyond = (uint64_t{1} << 47) + GiB;
   auto r = m->add_memory(0, PhysAddr(beyond), 128 * MiB);
   ASSERT_FALSE(r);
