@@ -1,6 +1,5 @@
-// Benchmarks for memory hotplug (include/sparsemem/machine.h hotplug section, memory_block.h): a
-// 64 GiB add / online / offline / remove cycle in 128 MiB blocks timed per block and per phase next
-// to one block's memmap initialisation, and memory-block lookup by pfn among 131072 blocks.
+// Benchmarks for memory hotplug: a 64 GiB add/online/offline/remove cycle per 128 MiB block next to one
+// block's memmap initialisation, and memory-block lookup by pfn among 131072 blocks.
 #include <benchmark/benchmark.h>
 
 #include <time.h>

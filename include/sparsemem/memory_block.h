@@ -1,6 +1,5 @@
-// Memory blocks and groups (drivers/base/memory.c): the memoryN registry, online types and
-// policies, the memory notifier chain and zone choice (spec §2.6, §4.7-4.8, §6.2, §11). Pure values
-// and functions; the Machine owns one of each and changes them only under its hotplug lock.
+// Memory blocks and groups (drivers/base/memory.c): memoryN registry, online types, notifier chain,
+// zone choice (spec §2.6, §4.7-4.8, §6.2, §11). Pure values; the Machine mutates them under its hotplug lock.
 #pragma once
 
 #include <array>

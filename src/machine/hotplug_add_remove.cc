@@ -1,6 +1,5 @@
-// Memory hot-add and hot-remove: add_memory / add_memory_driver_managed / add_memory_resource,
-// remove_memory (try_remove_memory) and offline_and_remove_memory of Linux 6.1 (spec §4.6, §4.10).
-// Entry points take the hotplug lock; each validates everything before the first change.
+// Hot-add and hot-remove: add_memory(_driver_managed), add_memory_resource, remove_memory and
+// offline_and_remove_memory (spec §4.6, §4.10). Entry points take the hotplug lock, validate, then commit.
 #include <algorithm>
 
 #include "sparsemem/machine.h"

@@ -1,6 +1,5 @@
-// Machine hotplug state: boot memory blocks (memory_dev_init + node linking, spec §4.1 step 7),
-// valid_zones, the writable parameters, memory groups, the notifier chain and its error injection,
-// and the online page callback. Every entry point takes the hotplug lock.
+// Machine hotplug state: boot memory blocks (spec §4.1.7), valid_zones, parameters, groups, notifiers
+// with error injection, the arm64 boot-memory veto and online page callbacks. Entry points take the lock.
 #include <algorithm>
 
 #include "sparsemem/machine.h"

@@ -1,6 +1,5 @@
-// Hotplug invariants (checker.h): memory blocks against sections and page zones, memory groups,
-// zone present/managed/present_early recounted from descriptors, and the tagged pages offlining
-// must never lose. Runs under the hotplug lock from Machine::check(); reports, never aborts.
+// Hotplug invariants for Machine::check(): blocks vs sections and page zones, groups, zone counters
+// recounted from descriptors, tagged pages never lost. Runs under the hotplug lock; reports, never aborts.
 #include <algorithm>
 
 #include "internal/page_walk.h"

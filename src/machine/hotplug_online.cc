@@ -1,6 +1,5 @@
-// Onlining and offlining memory blocks: device_online/offline, memory_block_online/offline with
-// memmap_on_memory, online_pages and offline_pages (isolation, notifier, migration) of Linux 6.1
-// (spec §4.7, §4.9). Entry points take the hotplug lock; _locked helpers require it.
+// Onlining and offlining blocks: device_online/offline, memory_block_online/offline (memmap_on_memory),
+// online_pages, offline_pages with isolation, notifiers and migration (spec §4.7, §4.9). Under the lock.
 #include <algorithm>
 #include <bit>
 

@@ -1,6 +1,5 @@
-// /proc/kpageflags and /proc/kpagecount: stable_page_flags() over the model's descriptors, the
-// pfn_to_online_page() gate and the max_dump_pfn EOF rule of fs/proc/page.c (spec §6.4).
-// Pure reads of a Machine; descriptors are read through the checked path.
+// /proc/kpageflags and /proc/kpagecount: stable_page_flags(), the pfn_to_online_page() gate and the
+// max_dump_pfn EOF rule of fs/proc/page.c (spec §6.4). Pure reads through the checked descriptor path.
 #include "sparsemem/kpageflags.h"
 
 namespace sparsemem {

@@ -1,6 +1,5 @@
-// The page allocation state memory offlining needs (spec §4.9): free pages in the buddy (refcount 0,
-// PG_buddy heads with their order in private), tagged allocations taken out of it, freeing with
-// buddy merging, and dump_page(). Entry points take the hotplug lock; _locked helpers require it.
+// The page allocation state offlining needs: buddy free blocks, tagged allocations out of them, frees
+// with merging, dump_page() (spec §4.9). Entry points take the hotplug lock; _locked helpers require it.
 #include <algorithm>
 
 #include "sparsemem/machine.h"

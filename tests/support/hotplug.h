@@ -1,7 +1,5 @@
-// Test support for memory hotplug: a printable snapshot of everything a hotplug operation may change
-// (to prove failures change nothing), and a replayer of the oracle traces' hotplug steps through the
-// Machine API, with the ACPI memory-device driver (PNP0C80) modelled the way 6.1 drives add_memory.
-// Test-only; expected values always come from the trace, never from the code under test.
+// Test support for hotplug: a printable snapshot of everything an operation may change, and a replayer
+// of the oracle traces' hotplug steps (with the ACPI PNP0C80 driver). Test-only; expectations come from traces.
 #pragma once
 
 #include <fmt/core.h>

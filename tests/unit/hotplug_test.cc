@@ -1,7 +1,5 @@
-// Tests for the hotplug operations of include/sparsemem/machine.h: spec §10 example B with and
-// without memmap_on_memory, every failing operation leaving the machine unchanged, migration of
-// tagged pages, the notifier chain and its error injection, online page callbacks, the
-// mem-on-off selftest state machine, offline_and_remove_memory and new nodes.
+// Tests for the hotplug operations of machine.h: spec §10 B (with memmap_on_memory too), failures leave
+// state unchanged, migration, notifiers, error injection, mem-on-off selftest, remove paths, callbacks.
 #include <gtest/gtest.h>
 
 #include "sparsemem/kpageflags.h"

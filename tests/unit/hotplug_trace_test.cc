@@ -1,6 +1,5 @@
-// Tests for the hotplug operations of include/sparsemem/machine.h against the recorded Linux 6.1
-// traces: every hotplug step of b, b2, b3, c, c2 and f replayed through the API and compared with
-// what the kernel showed (command results, blocks, zones, iomem, MemTotal, kpageflags, log lines).
+// Tests for the hotplug operations of machine.h against the Linux 6.1 traces b, b2, b3, c, c2 and f:
+// each step replayed through the API and compared with what the kernel showed.
 #include <gtest/gtest.h>
 
 #include "support/hotplug.h"

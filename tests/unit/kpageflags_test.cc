@@ -1,6 +1,5 @@
-// Tests for include/sparsemem/kpageflags.h: stable_page_flags() per page kind, the
-// pfn_to_online_page() gate, max_dump_pfn EOF and the read(2) rules of /proc/kpageflags and
-// /proc/kpagecount (spec §6.4, §12.2).
+// Tests for include/sparsemem/kpageflags.h: stable_page_flags() per page kind, the pfn_to_online_page()
+// gate, max_dump_pfn EOF and the read(2) rules of /proc/kpageflags and kpagecount (spec §6.4, §12.2).
 #include "sparsemem/kpageflags.h"
 
 #include <gtest/gtest.h>
