@@ -10,6 +10,9 @@ set(SPM_SAN_FLAGS "")
 if(SPM_SANITIZE)
   set(SPM_SAN_FLAGS -fsanitize=${SPM_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
   add_compile_options(${SPM_SAN_FLAGS})
+  if(SPM_SANITIZE MATCHES "undefined")
+    add_compile_definitions(SPM_URCU_NO_INLINE)  # see src/internal/rcu.h
+  endif()
   add_link_options(${SPM_SAN_FLAGS})
 endif()
 

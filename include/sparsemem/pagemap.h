@@ -60,7 +60,7 @@ struct DevPagemapOps {
 // fills the runtime state.
 //
 // LIFETIME: the object must outlive its mapping — call Machine::memunmap_pages before
-// destroying it. memunmap_pages returns only after every reference taken by get_dev_pagemap or
+// destroying it, or destroy the Machine first (nothing in a destroyed Machine is read again). memunmap_pages returns only after every reference taken by get_dev_pagemap or
 // zone_device_page_init is gone and after an RCU grace period following the registry erase, so
 // once it returns no reader can reach the object any more. The public fields must not change
 // while the pgmap is mapped.
@@ -82,7 +82,7 @@ struct DevPagemap {
   std::vector<PhysRange> ranges;  // ranges[0] is the kernel's pgmap->range
 
   DevPagemap() = default;
-  ~DevPagemap();
+  ~DevPagemap() = default;
   DevPagemap(const DevPagemap&) = delete;
   DevPagemap& operator=(const DevPagemap&) = delete;
 

@@ -20,12 +20,6 @@ const char* memory_type_name(MemoryType t) {
   return "invalid";
 }
 
-DevPagemap::~DevPagemap() {
-  // Destroying a mapped pgmap leaves the registry and the descriptors pointing at freed memory;
-  // the caller's contract (pagemap.h, LIFETIME) forbids it.
-  SPM_DCHECK(!mapped(), "DevPagemap destroyed while mapped: call memunmap_pages first");
-}
-
 Pfn DevPagemap::pfn_first(const ArchProfile& arch, unsigned i) const {
   const Pfn first = range_start_pfn(arch, i);
   if (i == 0 && altmap_valid()) return first + altmap.offset();

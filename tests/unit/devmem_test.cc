@@ -6,6 +6,7 @@
 #include <chrono>
 #include <thread>
 
+#include "sparsemem/kpageflags.h"
 #include "sparsemem/machine.h"
 #include "sparsemem/pagemap.h"
 #include "support/devmem.h"
@@ -95,6 +96,12 @@ TEST_P(SpecExampleADevdax, memremap_then_memunmap_in_early_section_40) {
     ASSERT_EQ(m->pfn_to_online_page(Pfn(pfn)), nullptr) << std::hex << pfn;
     ASSERT_TRUE(m->pfn_valid(Pfn(pfn)));
   }
+  // /proc/kpageflags (trace d1): NOPAGE through the TAINT slow path.
+  for (uint64_t pfn : {0x144000u, 0x144200u, 0x144fffu}) {
+    auto kpf = kpageflags(*m, Pfn(pfn));
+    ASSERT_TRUE(kpf);
+    EXPECT_EQ(*kpf, KPF_NOPAGE_VALUE) << std::hex << pfn;
+  }
   // The info-block pfns keep their boot descriptors (init_unavailable_range: Normal, reserved).
   for (uint64_t pfn : {0x144000u, 0x144001u}) {
     auto p = m->vmemmap().read_page(Pfn(pfn));
@@ -158,6 +165,9 @@ TEST_P(SpecExampleADevdax, memremap_then_memunmap_in_early_section_40) {
   for (uint64_t pfn = 0x144000; pfn < 0x145000; pfn += 0x80) {
     EXPECT_TRUE(m->pfn_valid(Pfn(pfn)));
     EXPECT_EQ(m->pfn_to_online_page(Pfn(pfn)), nullptr);
+    auto kpf = kpageflags(*m, Pfn(pfn));
+    ASSERT_TRUE(kpf);
+    EXPECT_EQ(*kpf, KPF_NOPAGE_VALUE);  // the subsection bit is clear now
   }
   EXPECT_EQ(m->nodes()[0].zone(ZoneType::Device).spanned_pages.value(), 4096u);
   EXPECT_TRUE(m->pgmap_registry().entries().empty());
