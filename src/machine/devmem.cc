@@ -247,10 +247,14 @@ Result<void> Machine::zone_device_page_init(Pfn pfn) {
   }
   // The descriptor stays mapped while the reference is held: memunmap_pages waits for it.
   auto page = m_vmemmap->writable_page(pfn);
-  if (!page || (*page)->refcount != 0) {
+  if (!page) {
     put_dev_pagemap(pgmap);
-    if (!page) return tl::unexpected(page.error());
-    return fail(Errno::Busy, fmt::format("pfn {:#x}: page in use (refcount {})", pfn.value(), (*page)->refcount));
+    return tl::unexpected(page.error());
+  }
+  if (const int32_t refs = (*page)->refcount; refs != 0) {
+    // Read before the reference goes: without it the descriptor may be unmapped any time.
+    put_dev_pagemap(pgmap);
+    return fail(Errno::Busy, fmt::format("pfn {:#x}: page in use (refcount {})", pfn.value(), refs));
   }
   (*page)->refcount = 1;  // the reference taken above now belongs to the page
   return {};
