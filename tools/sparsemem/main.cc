@@ -18,7 +18,9 @@ constexpr Register kCommands[] = {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"sparsemem: Linux 6.1's sparse memory model, memory hotplug and ZONE_DEVICE, simulated"};
+  // The name is fixed rather than argv[0] so that help text, and docs/commands.md made from it,
+  // read the same wherever the binary lives.
+  CLI::App app{"sparsemem: Linux 6.1's sparse memory model, memory hotplug and ZONE_DEVICE, simulated", "sparsemem"};
   app.require_subcommand(1);
   for (const Register reg : kCommands) reg(app);
   try {
