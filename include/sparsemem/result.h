@@ -17,6 +17,7 @@ enum class Errno : int {
   Perm = EPERM,
   NoEnt = ENOENT,
   Intr = EINTR,
+  Io = EIO,  // the host refused a write (export_tree), never a kernel result
   NxIO = ENXIO,
   TooBig = E2BIG,
   NoMem = ENOMEM,

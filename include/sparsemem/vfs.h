@@ -84,6 +84,14 @@ class VirtualFs {
   FsNode m_root;
 };
 
+// Writes the subtree at `path` into the host directory `host_root` under the same path (so
+// `path` "/sys/devices/system/memory" lands in HOST_ROOT/sys/devices/system/memory), the way real
+// tools expect a --sysroot: directories, readable files with their current content, write-only
+// files empty, links as symlinks with their sysfs targets. Files whose read fails (the model has no
+// such state) are left out. Return: -ENOENT when `path` is missing, -EIO when the host refuses a
+// write (message names the host path).
+Result<void> export_tree(const VirtualFs& fs, std::string_view path, const std::string& host_root);
+
 // Splits an absolute path into its components ("/sys/devices/" -> {"sys", "devices"}).
 std::vector<std::string> split_fs_path(std::string_view path);
 

@@ -10,6 +10,7 @@ std::string_view errno_name(Errno e) {
     case Errno::Perm: return "EPERM";
     case Errno::NoEnt: return "ENOENT";
     case Errno::Intr: return "EINTR";
+    case Errno::Io: return "EIO";
     case Errno::NxIO: return "ENXIO";
     case Errno::TooBig: return "E2BIG";
     case Errno::NoMem: return "ENOMEM";

@@ -15,5 +15,6 @@ void register_diff(CLI::App& app);   // sparsemem diff EXPECTED ACTUAL [--verbos
 void register_parse(CLI::App& app);  // sparsemem parse SCENARIO
 void register_boot(CLI::App& app), register_map(CLI::App& app);  // sparsemem boot / sparsemem map (machine options)
 void register_run(CLI::App& app);   // sparsemem run SCENARIO [--trace OUT] [--arch] [--behaviour]
+void register_sysfs(CLI::App& app);  // sparsemem sysfs export DIR (machine options)
 
 }  // namespace sparsemem::cli

@@ -105,6 +105,7 @@ BootedMachine boot_from_args(const MachineArgs& args, std::string_view cmd) {
   auto m = Machine::boot(*platform, *behaviour);
   if (!m) bad_input(cmd, "boot failed: " + m.error().message);
   out.machine = std::move(*m);
+  out.platform = std::move(*platform);
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "sparsemem/machine.h"
+#include "sparsemem/platform.h"
 
 namespace sparsemem::cli {
 
@@ -24,6 +25,7 @@ void add_machine_options(CLI::App* sub, MachineArgs& args);
 
 struct BootedMachine {
   std::unique_ptr<Machine> machine;
+  PlatformDescription platform;  // what was booted: its memory devices (cold-plugged DIMMs) included
   std::string description;  // one line: what was booted ("qemu-system-x86_64 -machine pc,... (x86-64)")
   std::vector<std::string> warnings;  // the platform layer's warnings (QEMU's, and what is not modelled)
 };

@@ -13,6 +13,7 @@ constexpr Register kCommands[] = {
     sparsemem::cli::register_parse,
     sparsemem::cli::register_boot, sparsemem::cli::register_map,
     sparsemem::cli::register_run,
+    sparsemem::cli::register_sysfs,
 };
 
 }  // namespace
