@@ -2,6 +2,7 @@
 // guest shell commands, QMP/HMP host actions, a snapshot after every step — into an oracle-layout Trace.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -58,5 +59,39 @@ inline constexpr std::string_view kCheckerTraceKey = "sparsemem_checker";
 // Return: -EINVAL when the platform is valid but the model cannot boot it (the boot's message),
 // or for an unknown arch/behaviour combination the platform rejects as not modelled (-EOPNOTSUPP).
 Result<RunResult> run_scenario(const Scenario& sc, const RunOptions& opts = {});
+
+// A scenario run one step at a time — what run_scenario() does, kept open so that more steps can
+// follow (`sparsemem shell`). Single-threaded; not copyable.
+class ScenarioSession {
+ public:
+  // Boots sc's platform, runs step 000 (config, modules, the first snapshot) and then sc's steps.
+  // A QEMU command line the platform refuses gives a session that is not booted() and whose
+  // finish() is the refused-start trace. Errors as run_scenario().
+  static Result<std::unique_ptr<ScenarioSession>> start(Scenario sc, RunOptions opts = {});
+  ~ScenarioSession();
+  ScenarioSession(const ScenarioSession&) = delete;
+  ScenarioSession& operator=(const ScenarioSession&) = delete;
+
+  bool booted() const;
+  // Runs one more step as trace step scenario().steps.size() + 1, with a snapshot and the checker
+  // after it; the step joins scenario().steps. Requires: booted().
+  const TraceStep& run_step(ScenarioStep step);
+  // The scenario so far: start()'s header and every step run.
+  const Scenario& scenario() const;
+  // Appends to scenario().source, the file text the trace's scenario_source shows: a caller that
+  // adds steps (the shell) adds their text, so that the trace is the one its saved file gives.
+  void append_source(std::string_view text);
+  // The result so far (trace steps, unsupported lines, checker findings).
+  const RunResult& result() const;
+  // The guest's directory entries at `path` (as `ls` lists them), for completion.
+  Result<std::vector<std::string>> list(std::string_view path) const;
+  // Completes the trace as run_scenario() returns it. Call once; the session is spent after.
+  RunResult finish();
+
+ private:
+  ScenarioSession();
+  struct Impl;
+  std::unique_ptr<Impl> m_impl;
+};
 
 }  // namespace sparsemem

@@ -6,6 +6,7 @@
 
 #include <fmt/core.h>
 
+#include "sparsemem/check.h"
 #include "scenario/host.h"
 #include "scenario/pytext.h"
 #include "scenario/simulation.h"
@@ -129,84 +130,28 @@ std::string where(const Scenario& sc, int line) { return fmt::format("{}:{}", sc
 }  // namespace
 }  // namespace sim
 
-Result<RunResult> run_scenario(const Scenario& sc, const RunOptions& opts) {
-  using namespace sim;
+struct ScenarioSession::Impl {
+  Scenario sc;       // the steps run so far; the Simulation refers to it, so it never moves
+  RunOptions opts;
   RunResult result;
-  Trace& t = result.trace;
-  t.scenario = sc.name;
-  t.scenario_file = "scenarios/" + sc.name + ".scn";
-  t.description = sc.description;
-  t.scenario_source = sc.source;
-  t.kernel = opts.kernel_release;
-  t.qemu_version = fmt::format("sparsemem platform model (QEMU 7.2 machines), behaviour {}", opts.behaviour.name);
-  t.qemu_cmdline = sc.oracle_qemu_cmdline(opts.kernel_release);
-  t.timing = OrderedJson{{"total_s", 0.0}, {"qemu_s", 0.0}};
+  std::unique_ptr<sim::Simulation> s;  // null when QEMU refused the command line
 
-  PlatformOptions popts;
-  popts.arch = opts.arch;
-  const std::vector<std::string> argv = sc.oracle_qemu_cmdline(opts.kernel_release);
-  auto platform = platform_from_qemu(argv, sc.kernel_cmdline(), popts);
-  if (!platform) {
-    if (platform.error().code != Errno::Inval) return tl::unexpected(platform.error());
-    // QEMU refuses the command line: the oracle records the failed start, not an error of its own.
-    const std::string out = std::string(kQemuChardevInfo) + "qemu-system-x86_64: " + platform.error().message + "\n";
-    t.errors.push_back(DriverError{"qmp-connect", std::nullopt, std::nullopt,
-                                   "ConnectionRefusedError(111, 'Connection refused')", OrderedJson::object()});
-    t.errors.push_back(DriverError{"qemu-start", 1, out, std::nullopt, OrderedJson::object()});
-    t.qemu_exit = 1;
-    t.qemu_output = out;
-    t.console_alerts = std::vector<std::string>{};
-    t.console_tail = std::vector<std::string>{};
-    t.completed = false;
-    return result;
-  }
-  auto booted = Machine::boot(*platform, opts.behaviour);
-  if (!booted) return fail(booted.error().code, "the model cannot boot this platform: " + booted.error().message);
-
-  Simulation s(sc, opts, std::move(*platform), std::move(*booted));
-  t.qemu_greeting = OrderedJson{{"QMP", OrderedJson{{"version", OrderedJson{{"qemu", OrderedJson{{"micro", 22}, {"minor", 2}, {"major", 7}}},
-                                                                       {"package", "sparsemem"}}},
-                                                    {"capabilities", OrderedJson::array({"oob"})}}}};
-  t.guest_kernel = opts.kernel_release;
-  t.guest_cmdline = sc.kernel_cmdline();
-  t.boot_to_init_s = 0.0;
-
-  // Boot log: the layout messages, the machine's boot lines with the first zonelist build before
-  // the memory block size line (build_all_zonelists() runs before memory_dev_init()).
-  {
-    std::vector<std::string> boot = boot_prefix_messages(sc, s.platform, *s.machine, opts.kernel_release);
-    std::vector<std::string> zl = s.zonelists.build(*s.machine);
-    bool placed = false;
-    for (const LogLine& l : s.machine->log().lines()) {
-      if (!placed && l.text.starts_with("x86/mm: Memory block size")) {
-        boot.insert(boot.end(), zl.begin(), zl.end());
-        placed = true;
-      }
-      if (l.level != LogLevel::Debug || s.dmesg_debug) boot.push_back(l.text);
-    }
-    if (!placed) boot.insert(boot.end(), zl.begin(), zl.end());
-    s.boot_dmesg = std::move(boot);
-    s.log_cursor = s.machine->log().size();
-  }
-  s.zonelists.attach(*s.machine);
-  // acpi_memhotplug at boot: every cold-plugged DIMM's PNP0C80 device is present and added.
-  for (const MemoryDevice& d : s.platform.memory_devices)
-    if (d.kind == MemoryDeviceKind::Dimm) (void)s.acpi.device_add(*s.machine, d.slot, d.range(), d.node);
-
-  auto note_unsupported = [&](const std::string& text, const std::string& at, const std::string& why) {
+  void note_unsupported(const std::string& text, const std::string& at, const std::string& why) {
     result.unsupported.push_back(fmt::format("unsupported command '{}' at {}: {}", text, at, why));
-  };
-  auto finish_step = [&](TraceStep& step, bool boot) {
-    step.snapshot = take_snapshot(s, boot);
-    const std::vector<std::string> v = check_step(s);
+  }
+
+  void finish_step(TraceStep& step, bool boot) {
+    using namespace sim;
+    step.snapshot = take_snapshot(*s, boot);
+    const std::vector<std::string> v = check_step(*s);
     OrderedJson checker = OrderedJson::array();
     for (const std::string& x : v) {
       checker.push_back(x);
       result.violations.push_back(fmt::format("step {}: {}", step.index, x));
     }
     step.snapshot.extra[std::string(kCheckerTraceKey)] = checker;
-    step.t_end = std::round(s.uptime * 100) / 100;
-    step.guest_uptime_end = std::round(s.uptime * 100) / 100;
+    step.t_end = std::round(s->uptime * 100) / 100;
+    step.guest_uptime_end = std::round(s->uptime * 100) / 100;
     RunStepSummary sum;
     sum.index = step.index;
     sum.name = step.name;
@@ -216,64 +161,173 @@ Result<RunResult> run_scenario(const Scenario& sc, const RunOptions& opts) {
     sum.host_actions = step.host_actions ? step.host_actions->size() : 0;
     sum.violations = v.size();
     result.steps.push_back(sum);
-  };
-  auto run_command = [&](TraceStep& step, const std::string& cmd, const std::string& at) {
-    const double t0 = s.uptime;
-    const CmdOutcome o = s.run_shell(cmd, at);
-    if (o.unsupported) note_unsupported(cmd, at, *o.unsupported);
-    step.commands.push_back(command_record(cmd, o, t0, s.uptime));
-  };
-
-  // Step 000: configuration, module loading, the first snapshot.
-  TraceStep boot_step;
-  boot_step.index = 0;
-  boot_step.type = StepKind::Guest;
-  boot_step.name = "boot";
-  boot_step.t_start = 0;
-  std::optional<std::string> settle;
-  for (const std::string& c : sc.config) {
-    const std::string_view line = pytext::strip(c);
-    if (line == "SNAP_ZONEINFO_FULL=1") {
-      s.zoneinfo_full = true;
-    } else if (line.starts_with("SETTLE_CMD=")) {
-      auto words = pytext::shlex_split(line.substr(11));
-      if (words && words->size() == 1) settle = words->front();
-      else note_unsupported(std::string(line), sc.file + " (config:)", "SETTLE_CMD= must be one shell word");
-    } else {
-      note_unsupported(std::string(line), sc.file + " (config:)", "config lines other than SNAP_ZONEINFO_FULL= and SETTLE_CMD=");
-    }
   }
-  const std::string modules_at = sc.modules ? sc.file + " (modules:)" : sc.file + " (default modules)";
-  for (const std::string& mod : sc.effective_modules()) run_command(boot_step, "modprobe " + mod, modules_at);
-  if (settle) run_command(boot_step, *settle, sc.file + " (SETTLE_CMD)");
-  finish_step(boot_step, true);
-  t.steps.push_back(std::move(boot_step));
 
-  for (size_t i = 0; i < sc.steps.size(); ++i) {
-    const ScenarioStep& st = sc.steps[i];
-    TraceStep step;
-    step.index = static_cast<int64_t>(i + 1);
-    step.type = st.kind;
-    step.name = st.name;
-    step.t_start = std::round(s.uptime * 100) / 100;
-    step.guest_uptime_start = step.t_start;
-    if (st.kind == StepKind::Host) {
-      std::vector<HostActionRecord> actions;
-      std::vector<std::pair<OrderedJson, bool>> seen;
-      for (const HostAction& a : st.actions) {
-        HostActionOutcome o = run_host_action(s, a, seen);
-        if (o.unsupported) note_unsupported(a.text, where(sc, a.line), *o.unsupported);
-        actions.push_back(std::move(o.record));
+  void run_command(TraceStep& step, const std::string& cmd, const std::string& at) {
+    const double t0 = s->uptime;
+    const sim::CmdOutcome o = s->run_shell(cmd, at);
+    if (o.unsupported) note_unsupported(cmd, at, *o.unsupported);
+    step.commands.push_back(sim::command_record(cmd, o, t0, s->uptime));
+  }
+
+  // QEMU refuses the command line: the oracle records the failed start, not an error of its own.
+  void record_refused_start(const Error& e) {
+    Trace& t = result.trace;
+    const std::string out = std::string(sim::kQemuChardevInfo) + "qemu-system-x86_64: " + e.message + "\n";
+    t.errors.push_back(DriverError{"qmp-connect", std::nullopt, std::nullopt,
+                                   "ConnectionRefusedError(111, 'Connection refused')", OrderedJson::object()});
+    t.errors.push_back(DriverError{"qemu-start", 1, out, std::nullopt, OrderedJson::object()});
+    t.qemu_exit = 1;
+    t.qemu_output = out;
+    t.console_alerts = std::vector<std::string>{};
+    t.console_tail = std::vector<std::string>{};
+    t.completed = false;
+  }
+
+  // Boot log, cold-plugged DIMMs, then step 000: configuration, module loading, the first snapshot.
+  void boot_step() {
+    using namespace sim;
+    Trace& t = result.trace;
+    t.qemu_greeting = OrderedJson{{"QMP", OrderedJson{{"version", OrderedJson{{"qemu", OrderedJson{{"micro", 22}, {"minor", 2}, {"major", 7}}},
+                                                                         {"package", "sparsemem"}}},
+                                                      {"capabilities", OrderedJson::array({"oob"})}}}};
+    t.guest_kernel = opts.kernel_release;
+    t.guest_cmdline = sc.kernel_cmdline();
+    t.boot_to_init_s = 0.0;
+
+    // The layout messages, the machine's boot lines with the first zonelist build before the
+    // memory block size line (build_all_zonelists() runs before memory_dev_init()).
+    {
+      std::vector<std::string> boot = boot_prefix_messages(sc, s->platform, *s->machine, opts.kernel_release);
+      std::vector<std::string> zl = s->zonelists.build(*s->machine);
+      bool placed = false;
+      for (const LogLine& l : s->machine->log().lines()) {
+        if (!placed && l.text.starts_with("x86/mm: Memory block size")) {
+          boot.insert(boot.end(), zl.begin(), zl.end());
+          placed = true;
+        }
+        if (l.level != LogLevel::Debug || s->dmesg_debug) boot.push_back(l.text);
       }
-      step.host_actions = std::move(actions);
+      if (!placed) boot.insert(boot.end(), zl.begin(), zl.end());
+      s->boot_dmesg = std::move(boot);
+      s->log_cursor = s->machine->log().size();
     }
-    for (const StepLine& c : st.commands) run_command(step, c.text, where(sc, c.line));
-    finish_step(step, false);
+    s->zonelists.attach(*s->machine);
+    // acpi_memhotplug at boot: every cold-plugged DIMM's PNP0C80 device is present and added.
+    for (const MemoryDevice& d : s->platform.memory_devices)
+      if (d.kind == MemoryDeviceKind::Dimm) (void)s->acpi.device_add(*s->machine, d.slot, d.range(), d.node);
+
+    TraceStep step;
+    step.index = 0;
+    step.type = StepKind::Guest;
+    step.name = "boot";
+    step.t_start = 0;
+    std::optional<std::string> settle;
+    for (const std::string& c : sc.config) {
+      const std::string_view line = pytext::strip(c);
+      if (line == "SNAP_ZONEINFO_FULL=1") {
+        s->zoneinfo_full = true;
+      } else if (line.starts_with("SETTLE_CMD=")) {
+        auto words = pytext::shlex_split(line.substr(11));
+        if (words && words->size() == 1) settle = words->front();
+        else note_unsupported(std::string(line), sc.file + " (config:)", "SETTLE_CMD= must be one shell word");
+      } else {
+        note_unsupported(std::string(line), sc.file + " (config:)", "config lines other than SNAP_ZONEINFO_FULL= and SETTLE_CMD=");
+      }
+    }
+    const std::string modules_at = sc.modules ? sc.file + " (modules:)" : sc.file + " (default modules)";
+    for (const std::string& mod : sc.effective_modules()) run_command(step, "modprobe " + mod, modules_at);
+    if (settle) run_command(step, *settle, sc.file + " (SETTLE_CMD)");
+    finish_step(step, true);
     t.steps.push_back(std::move(step));
   }
+};
 
-  t.completed = result.unsupported.empty();
-  result.notes = s.notes;
+Result<std::unique_ptr<ScenarioSession>> ScenarioSession::start(Scenario sc, RunOptions opts) {
+  using namespace sim;
+  std::unique_ptr<ScenarioSession> session(new ScenarioSession());
+  Impl& im = *session->m_impl;
+  std::vector<ScenarioStep> steps = std::move(sc.steps);
+  sc.steps.clear();
+  im.sc = std::move(sc);
+  im.opts = std::move(opts);
+  Trace& t = im.result.trace;
+  t.scenario = im.sc.name;
+  t.scenario_file = "scenarios/" + im.sc.name + ".scn";
+  t.description = im.sc.description;
+  t.scenario_source = im.sc.source;
+  t.kernel = im.opts.kernel_release;
+  t.qemu_version = fmt::format("sparsemem platform model (QEMU 7.2 machines), behaviour {}", im.opts.behaviour.name);
+  t.qemu_cmdline = im.sc.oracle_qemu_cmdline(im.opts.kernel_release);
+  t.timing = OrderedJson{{"total_s", 0.0}, {"qemu_s", 0.0}};
+
+  PlatformOptions popts;
+  popts.arch = im.opts.arch;
+  auto platform = platform_from_qemu(im.sc.oracle_qemu_cmdline(im.opts.kernel_release), im.sc.kernel_cmdline(), popts);
+  if (!platform) {
+    if (platform.error().code != Errno::Inval) return tl::unexpected(platform.error());
+    im.record_refused_start(platform.error());
+    return session;
+  }
+  auto booted = Machine::boot(*platform, im.opts.behaviour);
+  if (!booted) return fail(booted.error().code, "the model cannot boot this platform: " + booted.error().message);
+  im.s = std::make_unique<Simulation>(im.sc, im.opts, std::move(*platform), std::move(*booted));
+  im.boot_step();
+  for (ScenarioStep& st : steps) session->run_step(std::move(st));
+  return session;
+}
+
+ScenarioSession::ScenarioSession() : m_impl(std::make_unique<Impl>()) {}
+ScenarioSession::~ScenarioSession() = default;
+
+bool ScenarioSession::booted() const { return m_impl->s != nullptr; }
+const Scenario& ScenarioSession::scenario() const { return m_impl->sc; }
+const RunResult& ScenarioSession::result() const { return m_impl->result; }
+void ScenarioSession::append_source(std::string_view text) { m_impl->sc.source += text; }
+
+Result<std::vector<std::string>> ScenarioSession::list(std::string_view path) const {
+  if (!m_impl->s) return fail(Errno::NoEnt, "the machine did not start");
+  return m_impl->s->fs->list(path);
+}
+
+const TraceStep& ScenarioSession::run_step(ScenarioStep st) {
+  using namespace sim;
+  Impl& im = *m_impl;
+  SPM_CHECK(im.s != nullptr, "run_step on a machine QEMU refused to start");
+  im.sc.steps.push_back(std::move(st));
+  const ScenarioStep& step_in = im.sc.steps.back();
+  Simulation& s = *im.s;
+  TraceStep step;
+  step.index = static_cast<int64_t>(im.sc.steps.size());
+  step.type = step_in.kind;
+  step.name = step_in.name;
+  step.t_start = std::round(s.uptime * 100) / 100;
+  step.guest_uptime_start = step.t_start;
+  if (step_in.kind == StepKind::Host) {
+    std::vector<HostActionRecord> actions;
+    std::vector<std::pair<OrderedJson, bool>> seen;
+    for (const HostAction& a : step_in.actions) {
+      HostActionOutcome o = run_host_action(s, a, seen);
+      if (o.unsupported) im.note_unsupported(a.text, where(im.sc, a.line), *o.unsupported);
+      actions.push_back(std::move(o.record));
+    }
+    step.host_actions = std::move(actions);
+  }
+  for (const StepLine& c : step_in.commands) im.run_command(step, c.text, where(im.sc, c.line));
+  im.finish_step(step, false);
+  im.result.trace.steps.push_back(std::move(step));
+  return im.result.trace.steps.back();
+}
+
+RunResult ScenarioSession::finish() {
+  using namespace sim;
+  Impl& im = *m_impl;
+  if (!im.s) return std::move(im.result);
+  Simulation& s = *im.s;
+  Trace& t = im.result.trace;
+  t.scenario_source = im.sc.source;
+  t.completed = im.result.unsupported.empty();
+  im.result.notes = s.notes;
   t.final_memory_devices = query_memory_devices(s.platform);
   // trailing_qmp_events stays absent: the guest powers off after its last step, QEMU exits and the
   // driver's final drain meets a closed socket, so the oracle never records it.
@@ -286,7 +340,12 @@ Result<RunResult> run_scenario(const Scenario& sc, const RunOptions& opts) {
   t.console_alerts = alerts;
   if (!t.completed) t.console_tail = std::vector<std::string>{};
   t.timing = OrderedJson{{"total_s", std::round(s.uptime * 100) / 100}, {"qemu_s", std::round(s.uptime * 100) / 100}};
-  return result;
+  return std::move(im.result);
+}
+
+Result<RunResult> run_scenario(const Scenario& sc, const RunOptions& opts) {
+  SPM_TRY_ASSIGN(std::unique_ptr<ScenarioSession> session, ScenarioSession::start(sc, opts));
+  return session->finish();
 }
 
 }  // namespace sparsemem

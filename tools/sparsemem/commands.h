@@ -16,5 +16,6 @@ void register_parse(CLI::App& app);  // sparsemem parse SCENARIO
 void register_boot(CLI::App& app), register_map(CLI::App& app);  // sparsemem boot / sparsemem map (machine options)
 void register_run(CLI::App& app);   // sparsemem run SCENARIO [--trace OUT] [--arch] [--behaviour]
 void register_sysfs(CLI::App& app);  // sparsemem sysfs export DIR (machine options)
+void register_shell(CLI::App& app);  // sparsemem shell [--scenario FILE | --qemu ... --append ...]
 
 }  // namespace sparsemem::cli

@@ -14,6 +14,7 @@ constexpr Register kCommands[] = {
     sparsemem::cli::register_boot, sparsemem::cli::register_map,
     sparsemem::cli::register_run,
     sparsemem::cli::register_sysfs,
+    sparsemem::cli::register_shell,
 };
 
 }  // namespace
