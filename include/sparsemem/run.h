@@ -8,6 +8,7 @@
 
 #include "sparsemem/arch.h"
 #include "sparsemem/behaviour.h"
+#include "sparsemem/machine.h"
 #include "sparsemem/result.h"
 #include "sparsemem/scenario.h"
 #include "sparsemem/trace.h"
@@ -73,6 +74,9 @@ class ScenarioSession {
   ScenarioSession& operator=(const ScenarioSession&) = delete;
 
   bool booted() const;
+  // The simulated machine, for views of it between steps (`sparsemem map` after a step); nullptr
+  // when not booted(). Valid until the session is destroyed.
+  const Machine* machine() const;
   // Runs one more step as trace step scenario().steps.size() + 1, with a snapshot and the checker
   // after it; the step joins scenario().steps. Requires: booted().
   const TraceStep& run_step(ScenarioStep step);

@@ -281,6 +281,7 @@ ScenarioSession::ScenarioSession() : m_impl(std::make_unique<Impl>()) {}
 ScenarioSession::~ScenarioSession() = default;
 
 bool ScenarioSession::booted() const { return m_impl->s != nullptr; }
+const Machine* ScenarioSession::machine() const { return m_impl->s ? m_impl->s->machine.get() : nullptr; }
 const Scenario& ScenarioSession::scenario() const { return m_impl->sc; }
 const RunResult& ScenarioSession::result() const { return m_impl->result; }
 void ScenarioSession::append_source(std::string_view text) { m_impl->sc.source += text; }

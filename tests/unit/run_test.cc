@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "sparsemem/diff.h"
+
 namespace sparsemem {
 namespace {
 
@@ -186,6 +188,47 @@ TEST(RunBoot, CheckerKeyInEverySnapshot) {
     EXPECT_TRUE(s.snapshot.extra[std::string(kCheckerTraceKey)].empty());
   }
   EXPECT_TRUE(r.violations.empty());
+}
+
+}  // namespace
+}  // namespace sparsemem
+
+namespace sparsemem {
+namespace {
+
+// Scenario: b_dimm_coldplug started as a session with only its first step, the machine inspected,
+// then its remaining steps run one at a time with run_step().
+// Expect: after step 1 the machine has memory48 online in ZONE_MOVABLE and memory50 offline (the
+// trace's step-1 block list says so); the finished session's trace equals run_scenario()'s of the
+// whole file, observation for observation.
+TEST(ScenarioSession, StepwiseEqualsBatch) {
+  auto sc = load_scenario(std::string(SPM_TEST_DATA) + "/../scenarios/b_dimm_coldplug.scn");
+  ASSERT_TRUE(sc) << sc.error().message;
+  Scenario first = *sc;
+  first.steps.resize(1);
+  auto started = ScenarioSession::start(first);
+  ASSERT_TRUE(started) << started.error().message;
+  ScenarioSession& s = **started;
+  ASSERT_TRUE(s.booted());
+  const Machine* m = s.machine();
+  ASSERT_NE(m, nullptr);
+  const MemoryBlock* b48 = m->memory_blocks().find(BlockId(48));
+  const MemoryBlock* b50 = m->memory_blocks().find(BlockId(50));
+  ASSERT_TRUE(b48 && b50);
+  EXPECT_EQ(b48->state, MemoryBlockState::Online);
+  EXPECT_EQ(b48->zone, ZoneType::Movable);
+  EXPECT_EQ(b50->state, MemoryBlockState::Offline);
+  for (size_t i = 1; i < sc->steps.size(); ++i) {
+    const TraceStep& step = s.run_step(sc->steps[i]);
+    EXPECT_EQ(step.index, static_cast<int64_t>(i + 1));
+    EXPECT_EQ(step.name, sc->steps[i].name);
+  }
+  const RunResult stepwise = s.finish();
+  auto batch = run_scenario(*sc);
+  ASSERT_TRUE(batch);
+  const DiffResult d = diff_traces(batch->trace, stepwise.trace);
+  EXPECT_EQ(d.mismatched, 0u) << format_diff(d);
+  EXPECT_GT(d.matched, 1000u);
 }
 
 }  // namespace

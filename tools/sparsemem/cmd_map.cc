@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "machine_args.h"
 #include "sparsemem/map_view.h"
+#include "sparsemem/run.h"
 
 namespace sparsemem::cli {
 
@@ -18,6 +19,8 @@ void register_map(CLI::App& app) {
     std::optional<uint64_t> section;
     std::string svg;
     bool color = false;
+    std::string scenario;
+    std::optional<size_t> step;
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand(
@@ -31,9 +34,23 @@ void register_map(CLI::App& app) {
       ->excludes(range);
   sub->add_option("--svg", args->svg, "also write the map as a self-contained SVG to FILE ('-': SVG on stdout instead)");
   sub->add_flag("--color", args->color, "ANSI colour, when stdout is a terminal and NO_COLOR is unset");
+  auto* scenario = sub->add_option("--scenario", args->scenario,
+                                   "draw the machine of this scenario after its steps have run (with --arch and "
+                                   "--behaviour; excludes --qemu, --append and --map-file)");
+  for (const char* o : {"--qemu", "--append", "--map-file"}) scenario->excludes(sub->get_option(o));
+  sub->add_option("--step", args->step, "with --scenario: stop after this step (0 = just booted; default: the last)")
+      ->needs(scenario);
   sub->callback([args] {
-    const BootedMachine booted = boot_from_args(args->machine, "map");
-    const Machine& m = *booted.machine;
+    BootedMachine booted;
+    std::unique_ptr<ScenarioSession> session;
+    if (!args->scenario.empty()) {
+      session = run_scenario_steps(args->scenario, args->step, args->machine, "map");
+      booted.description = "scenario " + session->scenario().name + " after step " +
+                           std::to_string(session->scenario().steps.size());
+    } else {
+      booted = boot_from_args(args->machine, "map");
+    }
+    const Machine& m = session ? *session->machine() : *booted.machine;
     MapOptions opts;
     const std::string range_text = args->section ? "section " + std::to_string(*args->section) : args->range;
     if (!range_text.empty()) {

@@ -14,6 +14,8 @@
 #include "sparsemem/platform.h"
 #include "sparsemem/scenario.h"
 
+#include <fmt/core.h>
+
 namespace sparsemem::cli {
 namespace {
 
@@ -107,6 +109,30 @@ BootedMachine boot_from_args(const MachineArgs& args, std::string_view cmd) {
   out.machine = std::move(*m);
   out.platform = std::move(*platform);
   return out;
+}
+
+std::unique_ptr<ScenarioSession> run_scenario_steps(const std::string& file, std::optional<size_t> last,
+                                                    const MachineArgs& args, std::string_view cmd) {
+  auto sc = load_scenario(file);
+  if (!sc) bad_input(cmd, sc.error().message);
+  if (last) {
+    if (*last > sc->steps.size())
+      bad_input(cmd, fmt::format("--step {}: {} has {} step(s) after the boot", *last, file, sc->steps.size()));
+    sc->steps.resize(*last);
+  }
+  RunOptions opts;
+  if (!args.arch.empty()) {
+    opts.arch = find_arch_profile(args.arch);
+    if (!opts.arch) bad_input(cmd, "unknown --arch '" + args.arch + "' (known: " + names_of_arches() + ")");
+  }
+  const Behaviour* behaviour = find_behaviour(args.behaviour);
+  if (!behaviour) bad_input(cmd, "unknown --behaviour '" + args.behaviour + "' (known: " + names_of_behaviours() + ")");
+  opts.behaviour = *behaviour;
+  auto session = ScenarioSession::start(std::move(*sc), opts);
+  if (!session) bad_input(cmd, session.error().message);
+  if (!(*session)->booted()) bad_input(cmd, "QEMU refuses this scenario's machine");
+  if (!(*session)->result().unsupported.empty()) bad_input(cmd, (*session)->result().unsupported.front());
+  return std::move(*session);
 }
 
 bool stdout_wants_color() {

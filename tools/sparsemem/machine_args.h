@@ -3,12 +3,14 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "sparsemem/machine.h"
 #include "sparsemem/platform.h"
+#include "sparsemem/run.h"
 
 namespace sparsemem::cli {
 
@@ -35,6 +37,13 @@ struct BootedMachine {
 // --arch), kernel command line kOracleBaseAppend plus --append. On failure prints
 // "sparsemem <cmd>: <reason>" to stderr and throws CLI::RuntimeError(kExitBadInput).
 BootedMachine boot_from_args(const MachineArgs& args, std::string_view cmd);
+
+// Runs the scenario FILE up to and including step `last` (all steps when nullopt) with the --arch and
+// --behaviour of `args`; the session holds the machine as it is after that step. On failure prints
+// "sparsemem <cmd>: <reason>" and throws CLI::RuntimeError(kExitBadInput); so does a step the
+// simulator cannot run (the picture would show a machine the scenario never reached).
+std::unique_ptr<ScenarioSession> run_scenario_steps(const std::string& file, std::optional<size_t> last,
+                                                    const MachineArgs& args, std::string_view cmd);
 
 // Colour on stdout only for a terminal, and never when NO_COLOR is set (https://no-color.org).
 bool stdout_wants_color();
