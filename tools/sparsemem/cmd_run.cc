@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include "commands.h"
+#include "progress.h"
 #include "sparsemem/run.h"
 #include "sparsemem/trace.h"
 
@@ -44,11 +45,25 @@ void register_run(CLI::App& app) {
       throw CLI::RuntimeError(kExitBadInput);
     }
     opts.behaviour = *b;
-    auto r = run_scenario(*sc, opts);
-    if (!r) {
-      std::cerr << "sparsemem run: " << r.error().message << "\n";
+    // Step by step, so that a long scenario shows how far it has got.
+    Progress progress;
+    std::vector<ScenarioStep> steps = std::move(sc->steps);
+    sc->steps.clear();
+    progress.update("sparsemem run: booting");
+    auto session = ScenarioSession::start(*sc, opts);
+    if (!session) {
+      progress.clear();
+      std::cerr << "sparsemem run: " << session.error().message << "\n";
       throw CLI::RuntimeError(kExitBadInput);
     }
+    if ((*session)->booted())
+      for (size_t i = 0; i < steps.size(); ++i) {
+        progress.update(fmt::format("sparsemem run: step {}/{} {}", i + 1, steps.size(), steps[i].name));
+        (*session)->run_step(std::move(steps[i]));
+      }
+    progress.clear();
+    const RunResult finished = (*session)->finish();
+    const RunResult* r = &finished;
     std::cout << fmt::format("sparsemem run: {} ({} steps{})\n", sc->name, r->trace.steps.size(),
                              r->trace.errors.empty() ? "" : ", QEMU refused to start");
     for (const DriverError& e : r->trace.errors)
