@@ -340,7 +340,10 @@ std::vector<const MemoryDevice*> memory_devices_by_address(const PlatformDescrip
 
 std::vector<AcpiMemorySlot> acpi_memory_slots(const PlatformDescription& p) {
   std::vector<AcpiMemorySlot> out;
-  if ((p.machine != MachineType::Pc && p.machine != MachineType::Q35) || !p.acpi_enabled) return out;
+  if (!p.acpi_enabled) return out;
+  // virt builds the same MHPC devices (build_memory_hotplug_aml) only with its ACPI GED, which
+  // exists only when it boots through UEFI firmware.
+  if (p.machine == MachineType::Virt && !p.memory_hotplug_enabled) return out;
   // ram_slots is bounded by 256 whenever device memory exists; without it QEMU builds no MHPC devices.
   if (!p.device_memory.present()) return out;
   for (unsigned slot = 0; slot < p.ram_slots; ++slot) {

@@ -815,6 +815,19 @@ Result<PlatformDescription> platform_from_qemu(std::span<const std::string> argv
   SPM_TRY_ASSIGN(Args a, parse_argv(argv, p.warnings));
   if (a.kvm) return fail(Errno::NotSupp, "sparsemem: only TCG is modelled (KVM changes the layout)");
   SPM_TRY_ASSIGN(MachineOpts m, parse_machine(a, options, p.warnings));
+  // A pc/q35 scenario replayed on an arm64 profile: the same memory options on QEMU's virt machine,
+  // so the layout is what virt would make of them (RAM at 1 GiB, its device-memory window), with
+  // an arm64 CPU (-cpu max) in place of an x86 one, booted through UEFI firmware: without it virt
+  // has no ACPI GED, and the x86 scenario's DIMMs could not be plugged at all.
+  if (m.type != MachineType::Virt && options.arch && options.arch->family == ArchFamily::Arm64) {
+    p.warnings.push_back(fmt::format("sparsemem: -machine {} replayed as virt with -cpu max and UEFI for the {} profile",
+                                     m.type == MachineType::Pc ? "pc" : "q35", options.arch->name));
+    m.type = MachineType::Virt;
+    m.qom_type = "virt-7.2-machine";
+    m.max_ram_below_4g = 0;
+    a.cpu = "max";
+    a.firmware = true;
+  }
   p.machine = m.type;
   p.nvdimm_enabled = m.nvdimm;
   p.acpi_enabled = m.acpi;

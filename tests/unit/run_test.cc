@@ -233,3 +233,43 @@ TEST(ScenarioSession, StepwiseEqualsBatch) {
 
 }  // namespace
 }  // namespace sparsemem
+
+namespace sparsemem {
+namespace {
+
+// Scenario: b_dimm_coldplug (QEMU pc, a cold-plugged 1 GiB DIMM) replayed with --arch arm64-4k-48
+// and arm64-64k-52.
+// Expect: the machine becomes virt (RAM from 0x40000000, the DIMM at the 1 GiB-aligned end of RAM,
+// 0x180000000, present in ACPI slot 0 because the replay boots through UEFI and so has the GED),
+// with a warning saying so. With 4K pages the blocks are 128 MiB, so memory48..55 are the DIMM and
+// every command runs as on x86 (the last step fails on x86 too); with 64K pages blocks are 512 MiB,
+// memory48 does not exist and step 1's write fails as the guest's shell reports it.
+TEST(RunArch, X86ScenarioOnArm64UsesVirtLayout) {
+  auto sc = load_scenario(std::string(SPM_TEST_DATA) + "/../scenarios/b_dimm_coldplug.scn");
+  ASSERT_TRUE(sc) << sc.error().message;
+  RunOptions opts;
+  opts.arch = &kArm64_4K_48;
+  auto r = run_scenario(*sc, opts);
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_TRUE(r->trace.completed);
+  const Snapshot& boot = r->trace.steps.at(0).snapshot;
+  ASSERT_TRUE(boot.iomem_raw.has_value());
+  EXPECT_EQ(boot.iomem_raw->front(), "40000000-143ffffff : System RAM");
+  bool dimm = false;
+  for (const std::string& l : *boot.iomem_raw) dimm |= l == "180000000-1bfffffff : System RAM";
+  EXPECT_TRUE(dimm);
+  ASSERT_TRUE(boot.acpi_memory_devices.has_value());
+  EXPECT_EQ(boot.acpi_memory_devices->at(0).status, "15");
+  for (size_t i = 1; i + 1 < r->trace.steps.size(); ++i)
+    for (const CommandRecord& c : r->trace.steps[i].commands) EXPECT_EQ(c.rc, 0) << c.cmd.value_or(std::string()) << ": " << c.err.value_or(std::string());
+
+  opts.arch = &kArm64_64K_52;
+  auto r64 = run_scenario(*sc, opts);
+  ASSERT_TRUE(r64) << r64.error().message;
+  const CommandRecord& online48 = r64->trace.steps.at(1).commands.at(0);
+  EXPECT_EQ(online48.rc, 1);
+  EXPECT_NE(online48.err.value_or("").find("memory48/state: nonexistent directory"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sparsemem
