@@ -1,4 +1,4 @@
-// `sparsemem map [machine options] [--range R | --section N] [--svg FILE] [--color]`: the picture of a
+// `sparsemem map [machine options] [--range R | --section N] [--svg FILE] [--color=WHEN]`: the picture of a
 // booted machine's physical address space (map_view.h) as text on stdout, and as SVG into FILE.
 #include <fstream>
 #include <iostream>
@@ -18,7 +18,7 @@ void register_map(CLI::App& app) {
     std::string range;
     std::optional<uint64_t> section;
     std::string svg;
-    bool color = false;
+    std::string color = "auto";
     std::string scenario;
     std::optional<size_t> step;
   };
@@ -33,7 +33,10 @@ void register_map(CLI::App& app) {
   sub->add_option("--section", args->section, "draw one section: each subsection and its vmemmap mapping")
       ->excludes(range);
   sub->add_option("--svg", args->svg, "also write the map as a self-contained SVG to FILE ('-': SVG on stdout instead)");
-  sub->add_flag("--color", args->color, "ANSI colour, when stdout is a terminal and NO_COLOR is unset");
+  sub->add_option("--color", args->color,
+                  "ANSI colour: auto (when stdout is a terminal and NO_COLOR is unset), always or never")
+      ->check(CLI::IsMember({"auto", "always", "never"}))
+      ->default_str("auto");
   auto* scenario = sub->add_option("--scenario", args->scenario,
                                    "draw the machine of this scenario after its steps have run (with --arch and "
                                    "--behaviour; excludes --qemu, --append and --map-file)");
@@ -61,7 +64,7 @@ void register_map(CLI::App& app) {
       }
       opts.range = *r;
     }
-    opts.color = args->color && stdout_wants_color();
+    opts.color = args->color == "always" || (args->color == "auto" && stdout_wants_color());
     if (args->svg == "-") {
       std::cout << render_map_svg(m, opts) << std::flush;
       return;
