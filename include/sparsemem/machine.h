@@ -305,6 +305,9 @@ class Machine {
   void free_boot_memory_locked(const std::vector<MemRange>& mem, const std::vector<PfnRange>& reserved)
       SPM_REQUIRES(m_hotplug_lock);
   void create_boot_blocks_locked(const std::vector<MemRange>& mem) SPM_REQUIRES(m_hotplug_lock);
+  // The boot sections deferred struct page init leaves pending (deferred_init.cc).
+  std::vector<DeferredSectionRun> plan_deferred_init(const std::vector<MemRange>& mem,
+                                                     const std::vector<PfnRange>& reserved) const;
   void init_unavailable_range(Pfn start, Pfn end, ZoneType zone, unsigned nid);
   void check_cross(InvariantReport& report) const;
   Result<void> insert_boot_iomem_locked() SPM_REQUIRES(m_hotplug_lock);

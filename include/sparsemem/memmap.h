@@ -95,9 +95,30 @@ struct CompoundMemmap {
 // tail pages to share: vmemmap_shift >= 8 with 4 KiB pages).
 bool vmemmap_can_optimize(const ArchProfile& arch, const VmemAltmap* altmap, NrPages pages_per_compound);
 
-// SYNCHRONIZATION: populate/depopulate/writable_page/check_invariants are writers, serialised by
-// the caller. pfn_to_page, page_to_pfn, host_address, descriptor_mapped, mapping_of, origin_of,
-// read_page and stats are lock-free once the 1 GiB chunk holding the address has been reserved
+// Deferred struct page init (CONFIG_DEFERRED_STRUCT_PAGE_INIT; mm/page_alloc.c defer_init() and
+// deferred_init_memmap(), 6.1). A boot section whose every page ends boot in one state, either all
+// free in naturally aligned MAX_ORDER-1 buddy blocks or all PG_reserved, of one zone and node, is
+// not written at boot: its run is recorded and the section is materialised (init_page_range plus
+// the buddy heads, exactly the bytes the eager boot writes) on the first descriptor access. The
+// kernel finishes its deferred init before userspace runs, so nothing observable may differ: only
+// when the bytes are written does. Invariants (checked by Machine::check without touching a
+// pending section's descriptors):
+// INV-DEFER-1: a pending section is present, online, has a memmap, and lies inside the span of
+//              its run's zone on its run's node.
+// INV-DEFER-2: a pending section counts pages_per_section present and present_early pages in
+//              (run.nid, run.zone), and as many managed pages unless run.reserved.
+// A section, once materialised, never becomes pending again (its done bit is never cleared).
+struct DeferredSectionRun {
+  SectionNr first;           // first section of the run
+  uint64_t nr_sections = 0;  // sections [first, first + nr_sections)
+  ZoneType zone = ZoneType::Normal;
+  unsigned nid = 0;
+  bool reserved = false;  // every page PG_reserved (memblock.reserved); else every page free
+};
+
+// SYNCHRONIZATION: populate/depopulate/writable_page/check_invariants/defer_init are writers,
+// serialised by the caller. pfn_to_page, page_to_pfn, host_address, descriptor_mapped, mapping_of,
+// origin_of, read_page, deferred_run and stats are lock-free once the 1 GiB chunk holding the address has been reserved
 // (pfn_to_page reserves a missing chunk under an internal mutex; out-of-window chunks are always
 // looked up under it). depopulate waits for every read_page in flight before it unmaps, so
 // read_page never faults; a raw Page* from pfn_to_page carries no such protection.
@@ -180,6 +201,22 @@ class Vmemmap {
   // Checked write access for the model's own initialisation routines; -EFAULT when unmapped.
   Result<Page*> writable_page(Pfn pfn);
 
+  // -- deferred struct page init (DeferredSectionRun above) --
+  // Records the pending runs. Requires: called at most once, during boot before any other thread
+  // can see this Vmemmap; runs sorted, disjoint, their memmap populated and not yet written.
+  void defer_init(std::vector<DeferredSectionRun> runs);
+  // The run of pfn's section while that section is still pending, else nullptr. Lock-free. Under
+  // the hotplug lock a non-null answer may turn stale only by a reader materialising the section,
+  // which writes exactly what the run describes, so an arithmetic count from the run stays true.
+  const DeferredSectionRun* deferred_run(Pfn pfn) const;
+  // Sections still pending (0 once everything is materialised or nothing was deferred).
+  uint64_t deferred_pending_sections() const;
+  // deferred_init_memmap() for every pending section of [start, start + n): writes them now.
+  // pfn_to_page, read_page, writable_page and depopulate call it for the pfns they touch, so a
+  // descriptor is never seen, written or unmapped before it is initialised. Thread-safe: the
+  // first caller writes under an internal mutex and publishes the section with a release store.
+  void deferred_init_range(Pfn start, NrPages n) const;
+
   VmemmapMapKind mapping_of(Pfn pfn) const;
   VmemmapOrigin origin_of(Pfn pfn) const;  // meaningful only when mapped
   VmemmapStats stats() const;
@@ -195,11 +232,16 @@ class Vmemmap {
 
  private:
   struct Impl;
+  struct Deferred;
+  // pfn_to_page() without deferred init: the address only (the deferred writer's own access).
+  Page* raw_page(Pfn pfn) const;
+  void deferred_init_section(SectionNr nr) const;
   const ArchProfile& m_arch;
   const Behaviour& m_behaviour;
   KernelLog& m_log;
   VmemmapConfig m_config;
   std::unique_ptr<Impl> m_impl;
+  std::unique_ptr<Deferred> m_deferred;  // null until defer_init()
 };
 
 }  // namespace sparsemem

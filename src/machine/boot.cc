@@ -155,6 +155,7 @@ Result<void> Machine::boot_locked() {
     }
   }
 
+  if (m_config.kernel.deferred_struct_page_init) m_vmemmap->defer_init(plan_deferred_init(m_memory, reserved));
   memmap_init_locked(m_memory);
   free_boot_memory_locked(m_memory, reserved);
   create_boot_blocks_locked(m_memory);
@@ -200,7 +201,9 @@ void Machine::memmap_init_locked(const std::vector<MemRange>& m_memory) {
       for (Pfn pfn = s; pfn < e;) {
         const Pfn sec_end = m_arch.section_nr_to_pfn(m_arch.pfn_to_section_nr(pfn).next());
         const Pfn chunk_end = std::min(e, sec_end);
-        init_page_range(m_vmemmap->pfn_to_page(pfn), (chunk_end - pfn).value(), zt, r.nid,
+        // A pending section is written on its first access instead (deferred_init.cc).
+        if (!m_vmemmap->deferred_run(pfn))
+          init_page_range(m_vmemmap->pfn_to_page(pfn), (chunk_end - pfn).value(), zt, r.nid,
                         m_vmemmap->page_addr(pfn), false);
         pfn = chunk_end;
       }
@@ -222,8 +225,15 @@ void Machine::memmap_init_locked(const std::vector<MemRange>& m_memory) {
 // buddy in naturally aligned blocks of up to MAX_ORDER-1 (as __free_pages_core would merge them).
 void Machine::free_boot_memory_locked(const std::vector<MemRange>& m_memory,
                                       const std::vector<PfnRange>& m_reserved) {
+  const NrPages pps = m_arch.pages_per_section();
   for (const PfnRange& r : m_reserved)
-    for (Pfn pfn = r.start; pfn < r.end(); ++pfn) m_vmemmap->pfn_to_page(pfn)->set(PG::reserved);
+    for (Pfn pfn = r.start; pfn < r.end(); ++pfn) {
+      if (m_vmemmap->deferred_run(pfn)) {  // a wholly reserved pending section: PG_reserved when written
+        pfn = m_arch.section_nr_to_pfn(m_arch.pfn_to_section_nr(pfn).next()) - NrPages(1);
+        continue;
+      }
+      m_vmemmap->pfn_to_page(pfn)->set(PG::reserved);
+    }
   size_t ri = 0;  // m_reserved and m_memory are both sorted
   for (const MemRange& r : m_memory) {
     if (r.nomap) {
@@ -240,6 +250,13 @@ void Machine::free_boot_memory_locked(const std::vector<MemRange>& m_memory,
       }
       if (ri < m_reserved.size() && m_reserved[ri].start < free_end) free_end = m_reserved[ri].start;
       while (pfn < free_end) {
+        // A pending section is wholly free: its MAX_ORDER-1 blocks are written on first access.
+        if (const DeferredSectionRun* run = m_vmemmap->deferred_run(pfn)) {
+          SPM_DCHECK(m_arch.section_aligned(pfn) && pfn + pps <= free_end, "pending section not wholly free");
+          m_nodes[run->nid].zone(run->zone).managed_pages += pps;
+          pfn += pps;
+          continue;
+        }
         unsigned order = m_arch.max_order - 1;
         while (order > 0 && ((pfn.value() & ((uint64_t{1} << order) - 1)) ||
                              pfn.value() + (uint64_t{1} << order) > free_end.value()))

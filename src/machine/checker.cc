@@ -28,8 +28,22 @@ void Machine::check_cross(InvariantReport& report) const {
   const NrPages ppss = m_arch.pages_per_subsection();
   for (const SectionNr nr : m_sections->present_sections()) {
     const MemSection* ms = m_sections->find(nr);
-    if (!ms->flags().has(SectionFlag::Online)) continue;
+    if (!ms->flags().has(SectionFlag::Online)) {
+      if (m_vmemmap->deferred_run(m_arch.section_nr_to_pfn(nr)))
+        report.fail("INV-DEFER-1", "pending section {} is not online", nr.value());
+      continue;
+    }
     const Pfn base = m_arch.section_nr_to_pfn(nr);
+    // INV-DEFER-1 (memmap.h): a pending section is checked from its run, never by reading it.
+    if (const DeferredSectionRun* run = m_vmemmap->deferred_run(base)) {
+      const Zone* zone = run->nid < m_nodes.size() ? &m_nodes[run->nid].zone(run->zone) : nullptr;
+      if (!ms->flags().has(SectionFlag::HasMemMap) || !zone || zone->is_empty() ||
+          !PfnRange{zone->zone_start_pfn, zone->spanned_pages}.contains(base) ||
+          !PfnRange{zone->zone_start_pfn, zone->spanned_pages}.contains(base + m_arch.pages_per_section() - NrPages(1)))
+        report.fail("INV-DEFER-1", "pending section {} (node {} zone {}) is not inside its zone's span with a memmap",
+                    nr.value(), run->nid, zone_name(run->zone));
+      continue;
+    }
     for (unsigned s = 0; s < m_arch.subsections_per_section(); ++s) {
       const Pfn pfn = base + NrPages(s * ppss.value());
       if (!m_sections->pfn_to_online_page(pfn)) continue;

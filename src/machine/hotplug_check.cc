@@ -24,6 +24,21 @@ Machine::ZoneCounts Machine::count_block_locked(const MemoryBlock& mem) const {
     };
     const uint64_t ppss = m_arch.pages_per_subsection().value();
     for (Pfn sub = start; sub < end;) {
+      // INV-DEFER-2 (memmap.h): a pending section's pages are counted from its run, unread.
+      if (const DeferredSectionRun* pending = m_vmemmap->deferred_run(sub)) {
+        const Pfn sec_end = std::min(end, m_arch.section_nr_to_pfn(m_arch.pfn_to_section_nr(sub).next()));
+        const uint64_t n = (sec_end - sub).value();
+        const std::pair<unsigned, ZoneType> k{pending->nid, pending->zone};
+        if (k != key) {
+          flush();
+          key = k;
+        }
+        run[0] += n;
+        if (mem.boot) run[1] += n;
+        if (!pending->reserved) run[2] += n;
+        sub = sec_end;
+        continue;
+      }
       const Pfn sub_end = std::min(end, Pfn((sub.value() | (ppss - 1)) + 1));
       // An unmapped memmap under a legacy behaviour is INV-SEC-3's finding; it is not counted here.
       if (!m_vmemmap->descriptor_mapped(sub) || !m_vmemmap->descriptor_mapped(sub_end - NrPages(1))) {
@@ -92,6 +107,17 @@ void Machine::check_hotplug_locked(InvariantReport& report) const {
     // INV-BLOCK-2: the usable pages of an online single-zone block are in its zone and node.
     if (online && b.zone) {
       for (Pfn p = r.start; p < r.end(); p += ppss) {
+        // INV-DEFER-1: a pending section's usable pages are its run's zone and node, unread.
+        if (const DeferredSectionRun* pending = m_vmemmap->deferred_run(p)) {
+          if (!pending->reserved && (pending->zone != *b.zone || pending->nid != b.nid)) {
+            report.fail("INV-BLOCK-2", "memory{} is online in node {} zone {} but pending section {} is node {} zone {}",
+                        b.id.value(), b.nid, zone_name(*b.zone), m_arch.pfn_to_section_nr(p).value(), pending->nid,
+                        zone_name(pending->zone));
+            break;
+          }
+          p = m_arch.section_nr_to_pfn(m_arch.pfn_to_section_nr(p).next()) - ppss;
+          continue;
+        }
         // The checker reads descriptors through the checked path: under a legacy behaviour an
         // "online" pfn's memmap may be unmapped, which is a finding, not a crash.
         if (!m_sections->pfn_to_online_page(p)) continue;

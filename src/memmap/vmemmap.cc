@@ -10,6 +10,7 @@
 
 #include <fmt/core.h>
 
+#include "internal/deferred_memmap.h"
 #include "internal/vmemmap_chunks.h"
 
 namespace sparsemem {
@@ -705,11 +706,18 @@ void Vmemmap::depopulate(Pfn start, NrPages n, VmemAltmap* altmap) {
     if (m_behaviour.out_of_window == OutOfWindowRule::HardError) return;
     if (m_arch.family == ArchFamily::Arm64) kernel_warn(m_log, "arch/arm64/mm/mmu.c", "vmemmap_free");
   }
+  // A pending section must never be written after its memmap is gone (or re-populated for new memory).
+  deferred_init_range(start, n);
   Impl::Writer(*m_impl, m_arch, m_config, m_log)
       .depopulate(page_addr(start).value(), n.value() * STRUCT_PAGE_SIZE, altmap);
 }
 
 Page* Vmemmap::pfn_to_page(Pfn pfn) const {
+  deferred_init_range(pfn, NrPages(1));
+  return raw_page(pfn);
+}
+
+Page* Vmemmap::raw_page(Pfn pfn) const {
   const uint64_t kaddr = page_addr(pfn).value();
   Chunk* c = m_impl->chunks.find(kaddr);
   if (!c) {
@@ -746,6 +754,7 @@ std::string oops_text(const ArchProfile& arch, uint64_t kaddr) {
 
 Result<Page> Vmemmap::read_page(Pfn pfn) const {
   const uint64_t kaddr = page_addr(pfn).value();
+  deferred_init_range(pfn, NrPages(1));
   vmemmap_detail::ReaderGate::Guard guard(m_impl->gate);
   const Chunk* c = m_impl->chunks.find(kaddr);
   if (!c || !m_impl->mapped_at(*c, kaddr)) return fail(Errno::Fault, oops_text(m_arch, kaddr));
@@ -761,6 +770,7 @@ Result<Page> Vmemmap::read_page(Pfn pfn) const {
 
 Result<Page*> Vmemmap::writable_page(Pfn pfn) {
   const uint64_t kaddr = page_addr(pfn).value();
+  deferred_init_range(pfn, NrPages(1));
   const Chunk* c = m_impl->chunks.find(kaddr);
   if (!c || !m_impl->mapped_at(*c, kaddr)) return fail(Errno::Fault, oops_text(m_arch, kaddr));
   return reinterpret_cast<Page*>(m_impl->host(*c, kaddr));
