@@ -120,6 +120,7 @@ class Machine {
   // -- lock-free queries (spec §3) --
   bool pfn_valid(Pfn pfn) const { return m_sections->pfn_valid(pfn); }
   Page* pfn_to_online_page(Pfn pfn) const { return m_sections->pfn_to_online_page(pfn); }
+  bool pfn_is_online(Pfn pfn) const { return m_sections->pfn_is_online(pfn); }
   Page* pfn_to_page(Pfn pfn) const { return m_sections->pfn_to_page(pfn); }
   Pfn page_to_pfn(const Page* page) const { return m_sections->page_to_pfn(page); }
   bool pfn_section_valid(Pfn pfn) const { return m_sections->pfn_section_valid(pfn); }

@@ -148,7 +148,10 @@ class SectionTable {
   bool pfn_in_present_section(Pfn pfn) const;
   // The memmap is initialised and the pfn is online RAM (never ZONE_DEVICE). Lifetime of the
   // returned Page*: the caller's RcuReadGuard, or the hotplug lock.
-  Page* pfn_to_online_page(Pfn pfn) const;
+  Page* pfn_to_online_page(Pfn pfn) const { return pfn_is_online(pfn) ? m_vmemmap.pfn_to_page(pfn) : nullptr; }
+  // pfn_to_online_page(pfn) != nullptr, without touching (or first initialising, see
+  // Vmemmap::deferred_init_range) the descriptor: for callers that only compare with null.
+  bool pfn_is_online(Pfn pfn) const;
   Page* pfn_to_page(Pfn pfn) const { return m_vmemmap.pfn_to_page(pfn); }
   Pfn page_to_pfn(const Page* page) const { return m_vmemmap.page_to_pfn(page); }
   SectionNr highest_present() const { return SectionNr(m_highest_present.load(std::memory_order_acquire)); }

@@ -134,30 +134,30 @@ bool SectionTable::pfn_in_present_section(Pfn pfn) const {
   return ms && ms->flags().has(SectionFlag::Present);
 }
 
-Page* SectionTable::pfn_to_online_page(Pfn pfn) const {
-  if (!m_arch.pfn_survives_phys(pfn)) return nullptr;
+bool SectionTable::pfn_is_online(Pfn pfn) const {
+  if (!m_arch.pfn_survives_phys(pfn)) return false;
   const MemSection* ms = find(m_arch.pfn_to_section_nr(pfn));
-  if (!ms) return nullptr;
+  if (!ms) return false;
   const SectionFlags flags = ms->flags();
-  if (!flags.has(SectionFlag::Online)) return nullptr;
+  if (!flags.has(SectionFlag::Online)) return false;
   // Spec §9.18: the <= 5.9 gate trusted SECTION_IS_ONLINE alone.
-  if (m_behaviour.old_pfn_to_online_page) return m_vmemmap.pfn_to_page(pfn);
+  if (m_behaviour.old_pfn_to_online_page) return true;
   {
     ReadSection rs;
     const MemSectionUsage* u = ms->usage();
     // Unlike pfn_valid there is no early-section exception: hole subsections are not online RAM.
-    if (!u || !u->test(m_arch.subsection_map_index(pfn))) return nullptr;
+    if (!u || !u->test(m_arch.subsection_map_index(pfn))) return false;
     if (m_behaviour.subsection_zone_device_map) {
       // Seed 001 proposal: ZONE_DEVICE is known by pfn from the section table.
       const unsigned i = m_arch.subsection_map_index(pfn).value();
-      if ((u->zone_device_map[i / 64].load(std::memory_order_acquire) >> (i % 64)) & 1) return nullptr;
-      return m_vmemmap.pfn_to_page(pfn);
+      if ((u->zone_device_map[i / 64].load(std::memory_order_acquire) >> (i % 64)) & 1) return false;
+      return true;
     }
   }
-  if (!flags.has(SectionFlag::TaintZoneDevice)) return m_vmemmap.pfn_to_page(pfn);
+  if (!flags.has(SectionFlag::TaintZoneDevice)) return true;
   const PagemapLookup* lookup = m_pagemaps.load(std::memory_order_acquire);
-  if (lookup && lookup->has_live_pagemap(pfn)) return nullptr;
-  return m_vmemmap.pfn_to_page(pfn);
+  if (lookup && lookup->has_live_pagemap(pfn)) return false;
+  return true;
 }
 
 std::vector<SectionNr> SectionTable::present_sections() const {

@@ -338,10 +338,8 @@ class ModelBuilder {
       s.memmap = m_machine.vmemmap().page_addr(s.start);
       s.vmemmap = vmemmap_use(m_machine.vmemmap(), s.start, per);
       s.first_pfn_valid = m_machine.pfn_valid(s.start);
-      {
-        RcuReadGuard guard;  // the returned Page* is only compared, never touched
-        s.first_pfn_online = m_machine.pfn_to_online_page(s.start) != nullptr;
-      }
+      // Asked without a Page*: a pending deferred section stays unwritten.
+      s.first_pfn_online = m_machine.pfn_is_online(s.start);
       out.push_back(s);
     }
     return out;
@@ -923,10 +921,7 @@ PfnQuerySummary summarize_pfn_queries(const Machine& machine) {
     x.pages = NrPages(acc[k].pages);
     x.sample = *acc[k].sample;
     x.pfn_valid = machine.pfn_valid(x.sample);
-    {
-      RcuReadGuard guard;  // the Page* is compared with NULL only
-      x.online = machine.pfn_to_online_page(x.sample) != nullptr;
-    }
+    x.online = machine.pfn_is_online(x.sample);
     x.page_addr = vm.page_addr(x.sample);
     x.mapping = vm.mapping_of(x.sample);
     if (x.mapping != VmemmapMapKind::None) x.origin = vm.origin_of(x.sample);
@@ -942,7 +937,7 @@ PfnQuerySummary summarize_pfn_queries(const Machine& machine) {
   for (uint64_t s : memmap_sections)
     for (uint64_t pfn = s * pps; pfn < (s + 1) * pps; pfn += stride) {
       if (machine.pfn_valid(Pfn(pfn))) sum.valid_pfns += NrPages(stride);
-      if (machine.pfn_to_online_page(Pfn(pfn))) sum.online_pfns += NrPages(stride);
+      if (machine.pfn_is_online(Pfn(pfn))) sum.online_pfns += NrPages(stride);
     }
   return sum;
 }

@@ -8,6 +8,7 @@
 
 #include "sparsemem/kpageflags.h"
 #include "sparsemem/machine.h"
+#include "sparsemem/map_view.h"
 #include "support/machines.h"
 
 namespace sparsemem {
@@ -95,6 +96,19 @@ TEST(DeferredInit, pending_sections_are_the_ones_defer_init_leaves) {
   expect_clean(*eager);
   expect_clean(*lazy);
   EXPECT_EQ(lazy->vmemmap().deferred_pending_sections(), want.size()) << "the checker materialised sections";
+}
+
+// Scenario: the map view and the pfn-query summary of the deferred machine, against the eager one.
+// Expect: the same text; no pending section is written (they ask pfn_is_online, not for a Page*).
+TEST(DeferredInit, map_view_reads_no_pending_descriptor) {
+  auto eager = boot_or_die(two_node_config(false));
+  auto lazy = boot_or_die(two_node_config(true));
+  ASSERT_TRUE(eager && lazy);
+  const uint64_t pending = lazy->vmemmap().deferred_pending_sections();
+  EXPECT_EQ(render_map_text(*eager, MapOptions{}), render_map_text(*lazy, MapOptions{}));
+  EXPECT_EQ(render_pfn_summary(*eager, summarize_pfn_queries(*eager)),
+            render_pfn_summary(*lazy, summarize_pfn_queries(*lazy)));
+  EXPECT_EQ(lazy->vmemmap().deferred_pending_sections(), pending);
 }
 
 // Scenario: both machines take the same allocations, offline and online a block in a pending
