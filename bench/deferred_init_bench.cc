@@ -35,12 +35,12 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 // One iteration: boot the 32 TiB machine, add a 2 GiB block at 33 TiB, online it movable, offline
-// it, remove it, then offline and online a boot block (which initialises its 16 deferred sections).
-// Counters: boot and hot-plug wall time, peak RSS of the process so far (run this benchmark alone:
+// it, remove it, then offline and online a boot block (which initialises its 16 deferred sections),
+// then run the checker. Counters: boot, hot-plug and checker wall time, peak RSS of the process so far (run this benchmark alone:
 // ru_maxrss is per process), the memmap the eager boot would write (present pages x 64 bytes) and
 // the deferred sections still pending at the end.
 void BM_Boot32TiB_Hotplug(benchmark::State& state) {
-  double boot_s = 0, hotplug_s = 0, memmap_bytes = 0, pending = 0;
+  double boot_s = 0, hotplug_s = 0, check_s = 0, memmap_bytes = 0, pending = 0;
   for (auto _ : state) {
     auto t0 = std::chrono::steady_clock::now();
     auto m = Machine::boot(machine_32t());
@@ -61,6 +61,12 @@ void BM_Boot32TiB_Hotplug(benchmark::State& state) {
       return;
     }
     hotplug_s += seconds_since(t0);
+    t0 = std::chrono::steady_clock::now();
+    if (!mm.check().ok()) {
+      state.SkipWithError("checker found violations");
+      return;
+    }
+    check_s += seconds_since(t0);
     memmap_bytes = 0;
     for (const Node& n : mm.nodes())
       for (const Zone& z : n.zones) memmap_bytes += static_cast<double>(z.present_pages.value()) * sizeof(Page);
@@ -69,6 +75,7 @@ void BM_Boot32TiB_Hotplug(benchmark::State& state) {
   const double n = static_cast<double>(state.iterations());
   state.counters["boot_s"] = boot_s / n;
   state.counters["hotplug_s"] = hotplug_s / n;
+  state.counters["check_s"] = check_s / n;
   state.counters["peak_rss_bytes"] = benchmark::Counter(peak_rss_bytes(), benchmark::Counter::kDefaults,
                                                         benchmark::Counter::kIs1024);
   state.counters["full_memmap_bytes"] = benchmark::Counter(memmap_bytes, benchmark::Counter::kDefaults,
