@@ -161,7 +161,7 @@ TEST(DeferredInit, reads_as_the_eager_boot_through_allocation_and_an_offline_onl
 }
 
 // Scenario: readers on four threads race to the first access of the same pending sections while
-// the hotplug lock holder allocates in them. Expect: every reader sees an initialised descriptor
+// the hotplug lock holder allocates in other pages of them. Expect: every reader sees an initialised descriptor
 // (zone Normal, node 0, refcount 0 or 1, never the zeroes of an unwritten memmap); TSan clean.
 TEST(DeferredInit, concurrent_first_access_never_sees_an_unwritten_descriptor) {
   auto m = boot_or_die(two_node_config(true));
@@ -178,8 +178,11 @@ TEST(DeferredInit, concurrent_first_access_never_sees_an_unwritten_descriptor) {
         }
       }
     });
+  // The writer allocates in each section's last MAX_ORDER-1 block (pages 31744..32767), which the
+  // readers never read: a read_page racing a descriptor writer is racy by design (memmap.h), and
+  // the race under test is the first access, not that one.
   for (uint64_t s = 53; s <= 67; ++s)
-    ASSERT_TRUE(m->alloc_page_at(sec_pfn(s) + NrPages(3), Migratability::Movable, 100 + s));
+    ASSERT_TRUE(m->alloc_page_at(sec_pfn(s) + NrPages(32768 - 1024 + 3), Migratability::Movable, 100 + s));
   for (std::thread& t : readers) t.join();
   EXPECT_EQ(bad.load(), 0u);
   expect_clean(*m);
