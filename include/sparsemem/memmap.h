@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -178,8 +179,20 @@ class Vmemmap {
   // pages are unmapped whole even when only partly covered; arm64 frees every page and block
   // touched. Freed backing goes back to `altmap` when one is given (x86: huge PMDs only).
   // Out of window: arm64 WARNs per call; under HardError nothing there was ever mapped and the
-  // call does nothing. Unmapped memory is returned to the host (MADV_DONTNEED + PROT_NONE).
+  // call does nothing. Unmapped memory is returned to the host and the range reads PROT_NONE again
+  // (a huge PMD's mapping is replaced by a fresh reservation, base pages get MADV_DONTNEED +
+  // PROT_NONE). Hot-added and device huge PMDs (origin other than Boot) are backed by host huge
+  // pages where the host has them (MADV_HUGEPAGE): one fault per 2 MiB instead of 512.
   void depopulate(Pfn start, NrPages n, VmemAltmap* altmap);
+  // depopulate() of each range in order, leaving the same mappings as one call per range, but
+  // with one wait for read_page callers and the host unmapping of all ranges coalesced (the
+  // vmemmap_free() calls of one __remove_pages()).
+  struct FreeRange {
+    Pfn start;
+    NrPages n;
+    VmemAltmap* altmap;
+  };
+  void depopulate(std::span<const FreeRange> ranges);
 
   // -- lock-free readers --
   // pfn_to_page(): the host address of pfn's descriptor. Touching it when its vmemmap page is

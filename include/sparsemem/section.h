@@ -197,11 +197,7 @@ class SectionTable {
   Result<MemSection*> ensure_section(SectionNr nr);
   Result<void> sparse_add_section(unsigned nid, Pfn start, NrPages n, VmemAltmap* altmap,
                                   const CompoundMemmap* compound);
-  struct PendingUnmap {
-    Pfn start;
-    NrPages n;
-    VmemAltmap* altmap;
-  };
+  using PendingUnmap = Vmemmap::FreeRange;
   void section_deactivate(Pfn start, NrPages n, VmemAltmap* altmap, std::vector<PendingUnmap>& unmaps,
                           std::vector<MemSectionUsage*>& frees);
   uint64_t subsection_mask_word(Pfn start, NrPages n, unsigned word) const;

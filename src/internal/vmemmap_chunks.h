@@ -198,10 +198,15 @@ uint64_t host_mapping_budget();
 // Host memory operations on a range of whole host pages inside a chunk's reservation.
 // map: PROT_READ|PROT_WRITE (-ENOMEM if the host refuses, e.g. too many mappings).
 Result<void> host_map(std::byte* p, uint64_t bytes);
+// map_huge: host_map, then ask the host for transparent huge pages there (MADV_HUGEPAGE; a hint
+// the host may ignore). Requires: p and bytes 2 MiB aligned. The first touch of each 2 MiB then
+// costs one host fault instead of 512. Undo it with host_restore, which drops the hint too.
+Result<void> host_map_huge(std::byte* p, uint64_t bytes);
 // unmap: MADV_DONTNEED then PROT_NONE, so the memory goes back and a touch faults.
 void host_unmap(std::byte* p, uint64_t bytes);
-// restore: replace whatever is mapped there (a MAP_SHARED file page) by a fresh PROT_NONE
-// private reservation, so a touch faults and a later host_map works as on never-used space.
+// restore: replace whatever is mapped there (a MAP_SHARED file page, a huge-page hinted range)
+// by a fresh PROT_NONE private reservation, so the memory goes back, a touch faults and a later
+// host_map works as on never-used space. One system call, whatever the range held.
 void host_restore(std::byte* p, uint64_t bytes);
 // Can one byte at p be read without faulting? (write(2) of it into a pipe reports EFAULT.)
 class HostProbe {

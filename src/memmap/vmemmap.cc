@@ -79,7 +79,11 @@ struct Created {
 struct HostRange {
   std::byte* p;
   uint64_t bytes;
-  bool shared_file = false;  // a MAP_SHARED mapping of the shared-page file (compound de-duplication)
+  // Unmapped by replacing the mapping (host_restore) rather than MADV_DONTNEED + PROT_NONE: a
+  // MAP_SHARED page of the shared-page file (compound de-duplication), whose file page must not be
+  // zapped for its other aliases, or a huge PMD, whose THP hint must go with it so the range merges
+  // back into the plain reservation.
+  bool replace = false;
 };
 
 // A base page whose backing is taken but which is not mapped yet.
@@ -175,8 +179,9 @@ class Vmemmap::Impl::Writer {
     return r;
   }
 
+  // Clears the mapping state of [start, start+len) and queues the host ranges that go; the caller
+  // unmaps them with unmap_after_grace() once every range of the call is done.
   void depopulate(uint64_t start, uint64_t len, VmemAltmap* altmap) {
-    std::vector<HostRange> unmaps;
     const bool x86 = arch.family == ArchFamily::X86_64;
     for_each_block(start, len, m.pmd_size(), [&](const Segment& s) {
       Chunk* c = m.chunks.find(s.block);
@@ -190,7 +195,7 @@ class Vmemmap::Impl::Writer {
         if (x86 && !whole && !pmd_is_unused(*c, s.seg_start, s.seg_len)) return;
         c->pmd(idx).store(0, std::memory_order_release);
         m.account(Kind::Huge, vmemmap_detail::origin_of(pmd), false);
-        unmaps.push_back({m.host(*c, s.block), m.pmd_size()});
+        m_unmaps.push_back({m.host(*c, s.block), m.pmd_size(), true});
         if (altmap) altmap->free_pages(NrPages(m.pmd_size() >> m.page_shift));
         return;
       }
@@ -205,7 +210,7 @@ class Vmemmap::Impl::Writer {
         entry.store(0, std::memory_order_release);
         --c->table_count(idx);
         m.account(Kind::Base, vmemmap_detail::origin_of(e), false);
-        unmaps.push_back(release_base(*c, p.block));
+        m_unmaps.push_back(release_base(*c, p.block));
         // x86 maps base pages from RAM only (the altmap is ignored or refused), and its PTE
         // teardown never returns pages to an altmap; arm64 does (free_hotplug_page_range).
         if (altmap && !x86) altmap->free_pages(NrPages(1));
@@ -215,7 +220,12 @@ class Vmemmap::Impl::Writer {
       if (c->table_count(idx) == 0 && (x86 || m.chunks.in_window(s.block)))
         c->pmd(idx).store(0, std::memory_order_release);
     });
-    unmap_after_grace(unmaps);
+  }
+
+  // Unmaps what depopulate() queued, after one wait for read_page callers.
+  void finish_depopulate() {
+    unmap_after_grace(m_unmaps);
+    m_unmaps.clear();
   }
 
  private:
@@ -227,14 +237,14 @@ class Vmemmap::Impl::Writer {
     m.gate.synchronize();
     // Ranges come in address order within a chunk; adjacent ones of one kind go in one call.
     auto unmap = [](const HostRange& r) {
-      if (r.shared_file)
+      if (r.replace)
         vmemmap_detail::host_restore(r.p, r.bytes);
       else
         vmemmap_detail::host_unmap(r.p, r.bytes);
     };
     HostRange cur = unmaps.front();
     for (size_t i = 1; i < unmaps.size(); ++i) {
-      if (cur.p + cur.bytes == unmaps[i].p && cur.shared_file == unmaps[i].shared_file) {
+      if (cur.p + cur.bytes == unmaps[i].p && cur.replace == unmaps[i].replace) {
         cur.bytes += unmaps[i].bytes;
         continue;
       }
@@ -271,7 +281,13 @@ class Vmemmap::Impl::Writer {
 
   Result<void> map_huge(Chunk& c, uint64_t block, VmemmapOrigin origin, VmemAltmap* altmap) {
     const uint64_t altmap_pages = origin == VmemmapOrigin::Altmap ? m.pmd_size() >> m.page_shift : 0;
-    if (auto r = vmemmap_detail::host_map(m.host(c, block), m.pmd_size()); !r) {
+    // Hot-added and device memmap is written whole soon after (online_pages, memmap_init_zone_device),
+    // so host huge pages cost no memory the model would not touch anyway and turn 512 first-touch
+    // faults per 2 MiB into one. Boot memmap keeps 4 KiB host pages: deferred struct page init
+    // touches it sparsely, and a huge page per touched PMD would multiply the resident size.
+    auto r = origin == VmemmapOrigin::Boot ? vmemmap_detail::host_map(m.host(c, block), m.pmd_size())
+                                           : vmemmap_detail::host_map_huge(m.host(c, block), m.pmd_size());
+    if (!r) {
       if (altmap_pages) altmap->free_pages(NrPages(altmap_pages));
       return r;
     }
@@ -587,7 +603,7 @@ class Vmemmap::Impl::Writer {
       if (it->kind == Kind::Huge) {
         m.account(Kind::Huge, vmemmap_detail::origin_of(c.pmd(idx).load(std::memory_order_relaxed)), false);
         c.pmd(idx).store(0, std::memory_order_release);
-        unmaps.push_back({m.host(c, it->kaddr), m.pmd_size()});
+        unmaps.push_back({m.host(c, it->kaddr), m.pmd_size(), true});
       } else if (it->kind == Kind::Base) {
         auto& entry = c.page(m.page_index(c, it->kaddr));
         m.account(Kind::Base, vmemmap_detail::origin_of(entry.load(std::memory_order_relaxed)), false);
@@ -610,6 +626,7 @@ class Vmemmap::Impl::Writer {
   VmemmapOrigin m_ram_origin = VmemmapOrigin::Buddy;
   std::vector<Created> m_created;
   std::vector<uint64_t> m_released_file_pages;  // file pages whose last mapping is being removed
+  std::vector<HostRange> m_unmaps;               // host ranges depopulate() cleared, not yet unmapped
 };
 
 Vmemmap::Vmemmap(const ArchProfile& arch, const Behaviour& behaviour, KernelLog& log, VmemmapConfig config)
@@ -699,17 +716,31 @@ Result<void> Vmemmap::populate_compound(Pfn start, NrPages n, const CompoundMemm
 }
 
 void Vmemmap::depopulate(Pfn start, NrPages n, VmemAltmap* altmap) {
-  // Nothing can be mapped for a range whose memmap would not fit in the address space.
-  if (n.value() == 0 || n.value() > UINT64_MAX / STRUCT_PAGE_SIZE) return;
-  if (!in_window(start, n)) {
-    // Under the hard-error rule nothing out of window was ever mapped.
-    if (m_behaviour.out_of_window == OutOfWindowRule::HardError) return;
-    if (m_arch.family == ArchFamily::Arm64) kernel_warn(m_log, "arch/arm64/mm/mmu.c", "vmemmap_free");
+  const FreeRange r{start, n, altmap};
+  depopulate(std::span<const FreeRange>(&r, 1));
+}
+
+void Vmemmap::depopulate(std::span<const FreeRange> ranges) {
+  // Nothing can be mapped for a range whose memmap would not fit in the address space, nor out of
+  // window under the hard-error rule.
+  auto may_be_mapped = [&](const FreeRange& r) {
+    if (r.n.value() == 0 || r.n.value() > UINT64_MAX / STRUCT_PAGE_SIZE) return false;
+    return in_window(r.start, r.n) || m_behaviour.out_of_window != OutOfWindowRule::HardError;
+  };
+  // A pending section must never be written after its memmap is gone (or re-populated for new
+  // memory): every range's pending sections are written while all of them are still mapped.
+  for (const FreeRange& r : ranges)
+    if (may_be_mapped(r)) deferred_init_range(r.start, r.n);
+  Impl::Writer w(*m_impl, m_arch, m_config, m_log);
+  for (const FreeRange& r : ranges) {
+    if (!may_be_mapped(r)) continue;
+    if (!in_window(r.start, r.n) && m_arch.family == ArchFamily::Arm64)
+      kernel_warn(m_log, "arch/arm64/mm/mmu.c", "vmemmap_free");
+    w.depopulate(page_addr(r.start).value(), r.n.value() * STRUCT_PAGE_SIZE, r.altmap);
   }
-  // A pending section must never be written after its memmap is gone (or re-populated for new memory).
-  deferred_init_range(start, n);
-  Impl::Writer(*m_impl, m_arch, m_config, m_log)
-      .depopulate(page_addr(start).value(), n.value() * STRUCT_PAGE_SIZE, altmap);
+  // The state of every range is cleared before any host memory goes, so a range's later pieces
+  // never read memory an earlier piece unmapped; one grace period and coalesced unmaps for all.
+  w.finish_depopulate();
 }
 
 Page* Vmemmap::pfn_to_page(Pfn pfn) const {

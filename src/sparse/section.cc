@@ -349,7 +349,7 @@ void SectionTable::remove_pages(Pfn start, NrPages n, VmemAltmap* altmap) {
   // Readers that saw the old subsection bits may still be reading descriptors or usages: wait for
   // them once for the whole range, then unmap and free.
   rcu::synchronize();
-  for (const PendingUnmap& u : unmaps) m_vmemmap.depopulate(u.start, u.n, u.altmap);
+  m_vmemmap.depopulate(unmaps);
   for (MemSectionUsage* u : frees) delete u;
 }
 
