@@ -353,6 +353,7 @@ class Machine {
       SPM_REQUIRES(m_hotplug_lock);
   void memmap_init_hotplug_locked(Pfn pfn, NrPages n, unsigned nid, ZoneType zone, Migratetype mt)
       SPM_REQUIRES(m_hotplug_lock);
+  void set_pageblocks_migratetype_locked(Pfn pfn, NrPages n, Migratetype mt) SPM_REQUIRES(m_hotplug_lock);
   void shrink_zone_locked(Pfn pfn, NrPages n, unsigned nid, ZoneType zone) SPM_REQUIRES(m_hotplug_lock);
   void try_offline_node_locked(unsigned nid) SPM_REQUIRES(m_hotplug_lock);
   void free_pages_to_buddy_locked(Pfn pfn, unsigned order) SPM_REQUIRES(m_hotplug_lock);

@@ -204,16 +204,21 @@ struct NotifierId : StrongInt<NotifierId> {
 // equals); a return value with NOTIFY_STOP_MASK stops the walk and is the chain's result.
 class MemoryNotifierChain {
  public:
-  NotifierId add(MemoryNotifierFn fn, int priority);
+  // `sees_memmap`: the callback may read page descriptors. Every driver's may; the model's own
+  // callbacks that read only sections or counters say false, which lets online_pages() skip the
+  // descriptor state only a MEM_GOING_ONLINE callback could see (see any_sees_memmap()).
+  NotifierId add(MemoryNotifierFn fn, int priority, bool sees_memmap = true);
   bool remove(NotifierId id);
   int call(MemoryAction action, const MemoryNotify& arg) const;
   size_t size() const { return m_entries.size(); }
+  bool any_sees_memmap() const;
 
  private:
   struct Entry {
     NotifierId id;
     int priority;
     MemoryNotifierFn fn;
+    bool sees_memmap;
   };
   std::vector<Entry> m_entries;  // sorted by descending priority
   uint64_t m_next_id = 1;

@@ -99,5 +99,9 @@ void init_reserved_page(Page& p, ZoneType zone, unsigned nid, VmemmapAddr self);
 // `first_self`): the same result as init_single_page / init_reserved_page on each, written as
 // whole 64-byte stores from a template so it runs at close to memset speed.
 void init_page_range(Page* first, uint64_t n, ZoneType zone, unsigned nid, VmemmapAddr first_self, bool reserved);
+// init_page_range(reserved) followed by the per-page part of __free_pages_core() (PG_reserved
+// cleared, refcount 0) in one pass: the state generic_online_page() leaves each descriptor in
+// before the buddy takes the chunk. For an online_pages() whose intermediate state nobody can see.
+void init_free_page_range(Page* first, uint64_t n, ZoneType zone, unsigned nid, VmemmapAddr first_self);
 
 }  // namespace sparsemem

@@ -18,11 +18,11 @@ const char* memory_action_name(MemoryAction a) {
   return "?";
 }
 
-NotifierId MemoryNotifierChain::add(MemoryNotifierFn fn, int priority) {
+NotifierId MemoryNotifierChain::add(MemoryNotifierFn fn, int priority, bool sees_memmap) {
   const NotifierId id(m_next_id++);
   // notifier_chain_register(): in front of the first entry with a lower priority.
   auto pos = std::find_if(m_entries.begin(), m_entries.end(), [&](const Entry& e) { return e.priority < priority; });
-  m_entries.insert(pos, Entry{id, priority, std::move(fn)});
+  m_entries.insert(pos, Entry{id, priority, std::move(fn), sees_memmap});
   return id;
 }
 
@@ -31,6 +31,10 @@ bool MemoryNotifierChain::remove(NotifierId id) {
   if (it == m_entries.end()) return false;
   m_entries.erase(it);
   return true;
+}
+
+bool MemoryNotifierChain::any_sees_memmap() const {
+  return std::any_of(m_entries.begin(), m_entries.end(), [](const Entry& e) { return e.sees_memmap; });
 }
 
 int MemoryNotifierChain::call(MemoryAction action, const MemoryNotify& arg) const {

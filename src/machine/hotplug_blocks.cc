@@ -68,7 +68,7 @@ void Machine::create_boot_blocks_locked(const std::vector<MemRange>& memory) {
           }
           return NOTIFY_OK;
         },
-        0);
+        0, /*sees_memmap=*/false);
 }
 
 ZoneChoiceContext Machine::zone_choice_context() const {
@@ -156,7 +156,7 @@ Result<void> Machine::load_memory_notifier_error_inject() {
         m_log.log(LogLevel::Info, "Injecting error ({}) to {}", err, memory_action_name(action));
         return notifier_from_errno(err);
       },
-      0);
+      0, /*sees_memmap=*/false);
   return {};
 }
 

@@ -22,6 +22,18 @@ bool node_has_normal_memory(const Node& n) {
   return false;
 }
 bool is_kernel_zone(ZoneType z) { return z <= ZoneType::Normal; }
+
+// f(start, n) for each piece of [pfn, pfn + n) inside one section: descriptors are contiguous in
+// the vmemmap within a section only.
+template <class F>
+void for_each_section_span(const ArchProfile& arch, Pfn pfn, NrPages n, F&& f) {
+  const Pfn end = pfn + n;
+  for (Pfn p = pfn; p < end;) {
+    const Pfn span_end = std::min(end, arch.section_nr_to_pfn(arch.pfn_to_section_nr(p).next()));
+    f(p, span_end - p);
+    p = span_end;
+  }
+}
 }  // namespace
 
 // The callback interface a driver's online_page_callback sees.
@@ -36,7 +48,13 @@ struct Machine::OnlineOps final : OnlinePageOps {
       first[i].clear(PG::reserved);
       first[i].refcount = 0;
     }
-    m.m_nodes[first->nid()].zone(first->zone()).managed_pages += n;
+    free_initialised_chunk(pfn, order);
+  }
+  // generic_online_page() after its per-page part: the descriptors already read PG_reserved
+  // clear and refcount 0 (online_pages' fused initialisation writes them so).
+  void free_initialised_chunk(Pfn pfn, unsigned order) SPM_NO_TSA {
+    const Page* first = m.m_vmemmap->pfn_to_page(pfn);
+    m.m_nodes[first->nid()].zone(first->zone()).managed_pages += NrPages(uint64_t{1} << order);
     m.free_pages_to_buddy_locked(pfn, order);
   }
   void set_page_offline(Pfn pfn, unsigned order) SPM_NO_TSA override {
@@ -52,15 +70,16 @@ struct Machine::OnlineOps final : OnlinePageOps {
 // memmap_init_range(MEMINIT_HOTPLUG): every descriptor of the range initialised for zone and node
 // with PG_reserved; the migratetype of every pageblock starting in it set to `mt`.
 void Machine::memmap_init_hotplug_locked(Pfn pfn, NrPages n, unsigned nid, ZoneType zone, Migratetype mt) {
-  const Pfn end = pfn + n;
-  for (Pfn p = pfn; p < end;) {
-    // Descriptors are contiguous in the vmemmap within a section.
-    const Pfn chunk_end = std::min(end, m_arch.section_nr_to_pfn(m_arch.pfn_to_section_nr(p).next()));
-    init_page_range(m_vmemmap->pfn_to_page(p), (chunk_end - p).value(), zone, nid, m_vmemmap->page_addr(p), true);
-    p = chunk_end;
-  }
+  for_each_section_span(m_arch, pfn, n, [&](Pfn p, NrPages span) {
+    init_page_range(m_vmemmap->pfn_to_page(p), span.value(), zone, nid, m_vmemmap->page_addr(p), true);
+  });
+  set_pageblocks_migratetype_locked(pfn, n, mt);
+}
+
+// memmap_init_range()'s migratetype part: every pageblock starting in the range.
+void Machine::set_pageblocks_migratetype_locked(Pfn pfn, NrPages n, Migratetype mt) {
   const uint64_t pb = m_arch.pageblock_nr_pages().value();
-  for (Pfn p((pfn.value() + pb - 1) & ~(pb - 1)); p < end; p += NrPages(pb))
+  for (Pfn p((pfn.value() + pb - 1) & ~(pb - 1)); p < pfn + n; p += NrPages(pb))
     m_sections->set_pageblock_migratetype(p, mt);
 }
 
@@ -92,7 +111,17 @@ Result<void> Machine::online_pages_locked(Pfn pfn, NrPages n, unsigned nid, Zone
   Node& node = m_nodes[nid];
   // Pages are initialised into the zone and isolated before anyone is asked (spec §4.7.2).
   move_pfn_range_to_zone(node, zone, pfn, n);
-  memmap_init_hotplug_locked(pfn, n, nid, zone, Migratetype::Isolate);
+  // The PG_reserved descriptors memmap_init_range() writes are seen only by a MEM_GOING_ONLINE
+  // callback that reads the memmap, by an online page callback, or by a failed online (which
+  // leaves them). Without the first two, the descriptors are written once, after the notifiers:
+  // reserved when the online fails, else directly in the state generic_online_page() leaves them.
+  // Lock-free readers of pfn_to_page() may then miss the reserved state, as they may when the
+  // kernel's __free_pages_core() runs right after memmap_init_range(). Saves a pass over the memmap.
+  const bool fused = !m_online_page_cb && !m_memory_chain.any_sees_memmap();
+  if (fused)
+    set_pageblocks_migratetype_locked(pfn, n, Migratetype::Isolate);
+  else
+    memmap_init_hotplug_locked(pfn, n, nid, zone, Migratetype::Isolate);
 
   MemoryNotify arg{pfn, n, -1, -1};
   if (!node_has_memory(node)) arg.status_change_nid = static_cast<int>(nid);
@@ -100,6 +129,7 @@ Result<void> Machine::online_pages_locked(Pfn pfn, NrPages n, unsigned nid, Zone
   if (const int err = notifier_to_errno(m_memory_chain.call(MemoryAction::GoingOnline, arg))) {
     // 6.1 leaves the descriptors initialised and the pageblocks isolated; the span goes back by
     // the end-shrink rule, the sections stay offline (spec §4.9 "what a failed online leaves").
+    if (fused) memmap_init_hotplug_locked(pfn, n, nid, zone, Migratetype::Isolate);
     m_log.log(LogLevel::Debug, "online_pages {} failed", mem_range(m_arch, pfn, n));
     m_memory_chain.call(MemoryAction::CancelOnline, arg);
     shrink_zone_locked(pfn, n, nid, zone);
@@ -108,11 +138,18 @@ Result<void> Machine::online_pages_locked(Pfn pfn, NrPages n, unsigned nid, Zone
 
   // online_pages_range(): naturally aligned chunks of up to MAX_ORDER-1 through the callback.
   OnlineOps ops(*this);
+  if (fused) {
+    for_each_section_span(m_arch, pfn, n, [&](Pfn p, NrPages span) {
+      init_free_page_range(m_vmemmap->pfn_to_page(p), span.value(), zone, nid, m_vmemmap->page_addr(p));
+    });
+  }
   for (Pfn p = pfn; p < pfn + n;) {
     unsigned order = m_arch.max_order - 1;
     if (p.value()) order = std::min<unsigned>(order, static_cast<unsigned>(std::countr_zero(p.value())));
     if (m_online_page_cb)
       m_online_page_cb(ops, p, order);
+    else if (fused)
+      ops.free_initialised_chunk(p, order);
     else
       ops.generic_online_page(p, order);
     p += NrPages(uint64_t{1} << order);

@@ -44,15 +44,10 @@ void init_reserved_page(Page& p, ZoneType zone, unsigned nid, VmemmapAddr self) 
   p.set(PG::reserved);
 }
 
-void init_page_range(Page* first, uint64_t n, ZoneType zone, unsigned nid, VmemmapAddr first_self,
-                     bool reserved) {
-  // Everything but the two self-pointing lru words is the same for every page of the range, so
-  // build it once and store whole descriptors: no read of the old (possibly poisoned) contents.
-  Page tmpl{};
-  tmpl.set_zone_nid(zone, nid);
-  if (reserved) tmpl.set(PG::reserved);
-  tmpl.refcount = 1;
-  tmpl.mapcount = -1;
+namespace {
+// Everything but the two self-pointing lru words is the same for every page of the range, so
+// build it once and store whole descriptors: no read of the old (possibly poisoned) contents.
+void store_from_template(Page* first, uint64_t n, const Page& tmpl, VmemmapAddr first_self) {
   uint64_t lru_self = first_self.value() + offsetof(Page, compound_head);
   for (uint64_t i = 0; i < n; ++i, lru_self += sizeof(Page)) {
     Page p = tmpl;
@@ -60,6 +55,25 @@ void init_page_range(Page* first, uint64_t n, ZoneType zone, unsigned nid, Vmemm
     p.lru_prev = lru_self;
     first[i] = p;
   }
+}
+
+Page range_template(ZoneType zone, unsigned nid, bool reserved, int32_t refcount) {
+  Page tmpl{};
+  tmpl.set_zone_nid(zone, nid);
+  if (reserved) tmpl.set(PG::reserved);
+  tmpl.refcount = refcount;
+  tmpl.mapcount = -1;
+  return tmpl;
+}
+}  // namespace
+
+void init_page_range(Page* first, uint64_t n, ZoneType zone, unsigned nid, VmemmapAddr first_self,
+                     bool reserved) {
+  store_from_template(first, n, range_template(zone, nid, reserved, 1), first_self);
+}
+
+void init_free_page_range(Page* first, uint64_t n, ZoneType zone, unsigned nid, VmemmapAddr first_self) {
+  store_from_template(first, n, range_template(zone, nid, false, 0), first_self);
 }
 
 }  // namespace sparsemem

@@ -2,6 +2,8 @@
 // state unchanged, migration, notifiers, error injection, mem-on-off selftest, remove paths, callbacks.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "sparsemem/kpageflags.h"
 #include "sparsemem/machine.h"
 #include "support/hotplug.h"
@@ -348,6 +350,68 @@ TEST(HotplugNotifier, events_payload_and_veto) {
   EXPECT_FALSE(m->unregister_memory_notifier(veto));
   ASSERT_TRUE(m->device_online(BlockId(33)));
   expect_clean(*m);
+}
+
+// Scenario: the same steps on two machines with memmap_on_memory: one has a driver's notifier
+// that reads the memmap at MEM_GOING_ONLINE (so online_pages writes PG_reserved descriptors, then
+// hands them to the buddy chunk by chunk), the other none (online_pages writes each descriptor
+// once, in its final state). Steps: a 256 MiB add onlined movable, a MHP_MEMMAP_ON_MEMORY block
+// onlined, an online vetoed by error injection (-ENOMEM), the same online retried, all offlined.
+// Expect: the notifier sees every descriptor PG_reserved with refcount 1; after each step both
+// memmaps are byte-identical over the added range and both snapshots are equal.
+TEST(HotplugOnline, single_pass_memmap_init_matches_two_pass) {
+  MemoryHotplugConfig hp;
+  hp.memmap_on_memory = true;
+  auto fused = boot_2g(hp);
+  auto two_pass = boot_2g(hp);
+  ASSERT_TRUE(fused && two_pass);
+  uint64_t seen = 0, not_reserved = 0;
+  const Machine* tp = two_pass.get();
+  two_pass->register_memory_notifier([&](MemoryAction a, const MemoryNotify& n) {
+    if (a != MemoryAction::GoingOnline) return NOTIFY_OK;
+    for (Pfn pfn = n.start_pfn; pfn < n.start_pfn + n.nr_pages; pfn += NrPages(1)) {
+      const Page* p = tp->vmemmap().pfn_to_page(pfn);
+      ++seen;
+      not_reserved += !p->test(PG::reserved) || p->refcount != 1;
+    }
+    return NOTIFY_OK;
+  });
+  const Pfn first(0x100000);
+  const uint64_t pages = 3 * kBlockPages;  // blocks 32..34
+  auto same_memmap = [&] {
+    for (uint64_t off = 0; off < pages; off += kBlockPages)  // one section per block: contiguous
+      if (std::memcmp(fused->vmemmap().pfn_to_page(first + NrPages(off)),
+                      two_pass->vmemmap().pfn_to_page(first + NrPages(off)), kBlockPages * sizeof(Page)) != 0)
+        return false;
+    return hotplug_snapshot(*fused) == hotplug_snapshot(*two_pass);
+  };
+  for (Machine* m : {fused.get(), two_pass.get()}) {
+    ASSERT_TRUE(m->add_memory(0, PhysAddr(4 * GiB), 256 * MiB));
+    ASSERT_TRUE(m->add_memory(0, PhysAddr(4 * GiB + 256 * MiB), 128 * MiB, MHP_MEMMAP_ON_MEMORY));
+    ASSERT_TRUE(m->load_memory_notifier_error_inject());
+    ASSERT_TRUE(m->device_online(BlockId(32), OnlineType::OnlineMovable));
+    ASSERT_TRUE(m->device_online(BlockId(34), OnlineType::OnlineMovable));
+  }
+  EXPECT_TRUE(same_memmap());
+  EXPECT_EQ(seen, kBlockPages + kBlockPages - 512);
+  EXPECT_EQ(not_reserved, 0u);
+  for (Machine* m : {fused.get(), two_pass.get()}) {
+    ASSERT_TRUE(m->set_memory_notifier_error(MemoryAction::GoingOnline, -12));
+    auto r = m->device_online(BlockId(33));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errno::NoMem);
+    ASSERT_TRUE(m->set_memory_notifier_error(MemoryAction::GoingOnline, 0));
+  }
+  EXPECT_TRUE(same_memmap());
+  EXPECT_TRUE(fused->vmemmap().pfn_to_page(first + NrPages(kBlockPages))->test(PG::reserved));
+  for (Machine* m : {fused.get(), two_pass.get()}) ASSERT_TRUE(m->device_online(BlockId(33)));
+  EXPECT_TRUE(same_memmap());
+  EXPECT_EQ(not_reserved, 0u);
+  for (Machine* m : {fused.get(), two_pass.get()})
+    for (uint64_t id : {32, 33, 34}) ASSERT_TRUE(m->device_offline(BlockId(id)));
+  EXPECT_TRUE(same_memmap());
+  expect_clean(*fused);
+  expect_clean(*two_pass);
 }
 
 // Scenario: memory_notifier_error_inject used as its debugfs files allow. Expect: -ENOENT before

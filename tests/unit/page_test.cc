@@ -159,5 +159,22 @@ TEST(PageInitRange, equals_per_page_init) {
   }
 }
 
+// Scenario: init_free_page_range over poisoned descriptors, against init_reserved_page followed by
+// generic_online_page's per-page part (PG_reserved cleared, refcount 0).
+// Expect: the same bytes.
+TEST(PageInitRange, free_range_equals_reserved_init_then_online) {
+  std::vector<Page> a(37), b(37);
+  std::memset(static_cast<void*>(a.data()), 0xff, a.size() * sizeof(Page));
+  std::memset(static_cast<void*>(b.data()), 0xff, b.size() * sizeof(Page));
+  const uint64_t self0 = 0xffffea0005100000ULL;
+  init_free_page_range(a.data(), a.size(), ZoneType::Normal, 1, VmemmapAddr(self0));
+  for (size_t i = 0; i < b.size(); ++i) {
+    init_reserved_page(b[i], ZoneType::Normal, 1, VmemmapAddr(self0 + i * 64));
+    b[i].clear(PG::reserved);
+    b[i].refcount = 0;
+  }
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(Page)), 0);
+}
+
 }  // namespace
 }  // namespace sparsemem
