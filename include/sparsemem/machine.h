@@ -73,6 +73,11 @@ struct MachineConfig {
   // Boot /proc/iomem. Empty: one "System RAM" entry per memblock.memory range, as arm64's
   // request_standard_resources() makes them.
   std::vector<BootResource> iomem;
+  // The kernel's own boot reservations (memblock.h). QEMU pc/q35 platforms, which describe the kernel
+  // image they boot, set it (`sparsemem run`, `sparsemem boot` of a QEMU machine); without it (a
+  // MachineConfig written by hand, a plain memory map) memblock.reserved holds only the map's
+  // Reserved regions and every other RAM page starts free.
+  std::optional<BootReservations> boot_reservations;
 };
 
 
@@ -310,6 +315,11 @@ class Machine {
   std::vector<DeferredSectionRun> plan_deferred_init(const std::vector<MemRange>& mem,
                                                      const std::vector<PfnRange>& reserved) const;
   void init_unavailable_range(Pfn start, Pfn end, ZoneType zone, unsigned nid);
+  // The kernel's own boot reservations (config().boot_reservations, boot_reservations.cc): memblock
+  // reservations and top-down allocations before sparse_init, then what mem_init() does to their
+  // descriptors after memblock_free_all (register_page_bootmem_info, the first buddy allocations).
+  Result<void> reserve_boot_memory_locked() SPM_REQUIRES(m_hotplug_lock);
+  void register_boot_memory_locked() SPM_REQUIRES(m_hotplug_lock);
   void check_cross(InvariantReport& report) const;
   Result<void> insert_boot_iomem_locked() SPM_REQUIRES(m_hotplug_lock);
 
@@ -325,6 +335,15 @@ class Machine {
   ResourceTree m_iomem;
   uint64_t m_block_size = 0;
   Pfn m_max_pfn{0};
+  // Boot memory handed to register_page_bootmem_info(): each node's vmemmap boot buffer (base and
+  // the present sections whose memmaps it holds, in order) and its NODE_DATA.
+  struct BootMemmapBuffer {
+    unsigned nid;
+    PhysAddr base;
+    std::vector<SectionNr> sections;
+  };
+  std::vector<BootMemmapBuffer> m_boot_memmap_buffers;
+  std::vector<std::pair<unsigned, PhysRange>> m_boot_pgdats;
 
   // ---- hotplug private state (declared after the core so it may be built from it) ----
   struct OnlineOps;

@@ -41,6 +41,38 @@ struct MemblockRegion {
   constexpr bool operator==(const MemblockRegion&) const = default;
 };
 
+// What a kernel reserves and allocates for itself while it boots, before and just after the buddy
+// allocator takes over (spec §4.1 step 6). Platforms that describe the kernel image they boot fill it
+// (x86: the platform layer from the image's /proc/iomem lines and the command line); a MachineConfig
+// without it boots with memblock.reserved holding only the map's Reserved regions. Machine::boot()
+// applies it in the kernel's order (src/machine/boot_reservations.cc).
+struct BootReservations {
+  // x86 realmode_reserve(): memblock_reserve(0, SZ_1M), BIOSes corrupt low memory. 0: none.
+  uint64_t low_reserve = 0;
+  // early_reserve_memory(): [_text, __end_of_kernel_reserve), without the text/rodata and
+  // rodata/data gaps mark_rodata_ro() frees at the end of boot. Page-rounded outwards when applied.
+  std::vector<PhysRange> kernel_image;
+  // init_mem_mapping(): direct-map page tables taken top-down from the highest mapped RAM once the
+  // brk page-table buffer runs out (3 pages on every QEMU pc machine the oracle recorded).
+  uint64_t early_page_table_pages = 0;
+  // setup_log_buf(): log_buf_len= bytes of printk ring buffer plus its descriptor (24 bytes) and
+  // info (88 bytes) arrays, one per 32 bytes of text (PRB_AVGBITS), top-down. 0: the static buffer.
+  uint64_t log_buf_len = 0;
+  // alloc_node_data(): NODE_DATA of each node, top-down in its memory; page-rounded
+  // sizeof(pg_data_t) (Debian 6.1 amd64, NODES_SHIFT 10: 43 pages, "NODE_DATA(0) allocated").
+  uint64_t pgdat_size = 0;
+  // sparse_init_nid(): the vmemmap boot buffer, one PMD-aligned allocation per node of its present
+  // sections' memmaps; register_page_bootmem_info() later marks each backing page PG_private,
+  // private = section number, index = SECTION_INFO, with an extra reference.
+  bool sparse_boot_buffer = false;
+  // mem_init() -> preallocate_vmalloc_pages(): the first pages the buddy hands out, top-level
+  // kernel page tables for the vmalloc area (x86 4-level: 32 TiB / 512 GiB = 64 PUD pages). They
+  // come from the head of the highest zone's free list, i.e. its lowest free pages.
+  uint64_t vmalloc_pgtable_pages = 0;
+
+  bool operator==(const BootReservations&) const = default;
+};
+
 enum class MemblockType : uint8_t { Memory, Reserved };
 
 // The two region lists, each sorted by base and merged the way the kernel merges them.
@@ -72,6 +104,12 @@ class Memblock {
   Result<void> remove(PhysAddr base, uint64_t size);
   // memblock_reserve(base, size). Return: as add(), overlap meaning overlap with reserved.
   Result<void> reserve(PhysAddr base, uint64_t size);
+  // memblock_alloc_range_nid() in memblock's default top-down direction: the highest `align`-aligned
+  // range of `size` bytes inside [min_addr, max_addr) that lies in memory of node `nid` (MAX_NUMNODES:
+  // any node), outside NOMAP regions and outside every reserved region; it is reserved and returned.
+  // Return: -EINVAL for a size that is not a page multiple or an align that is not a power of two of
+  // at least a page; -ENOMEM when no free range fits (nothing changes then).
+  Result<PhysAddr> alloc_top_down(uint64_t size, uint64_t align, PhysAddr min_addr, PhysAddr max_addr, int nid);
   // memblock_phys_free(base, size): drop the covered parts of reserved regions.
   // Return: as remove().
   Result<void> phys_free(PhysAddr base, uint64_t size);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "sparsemem/arch.h"
+#include "sparsemem/memblock.h"
 #include "sparsemem/platform_cmdline.h"
 #include "sparsemem/platform_e820.h"
 #include "sparsemem/resource.h"
@@ -215,6 +216,9 @@ struct PlatformDescription {
   std::vector<MemoryDevice> memory_devices;  // realize order (cold-plug in argv order, then device_add)
   std::vector<NumaNode> numa_nodes;          // by id; empty when QEMU builds no SRAT
   std::vector<SratMemoryAffinity> srat;      // empty without NUMA
+
+  // The kernel's own boot-time reservations and allocations (x86 pc/q35 with the modelled image).
+  std::optional<BootReservations> boot_reservations;
 
   KernelCmdline cmdline;
   std::vector<std::string> warnings;  // QEMU's warnings, and what the model left out

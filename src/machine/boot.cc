@@ -104,6 +104,7 @@ Result<void> Machine::boot_locked() {
     SPM_TRY(m_memblock.add_node(r.start, r.size, static_cast<int>(r.nid), flags));
     if (r.kind == BootMemKind::Reserved) SPM_TRY(m_memblock.reserve(r.start, r.size));
   }
+  SPM_TRY(reserve_boot_memory_locked());
   const std::vector<MemRange> m_memory = memory_pfn_ranges();
   const std::vector<PfnRange> reserved = reserved_pfn_ranges();
   m_max_pfn = m_memory.back().end;
@@ -158,6 +159,7 @@ Result<void> Machine::boot_locked() {
   if (m_config.kernel.deferred_struct_page_init) m_vmemmap->defer_init(plan_deferred_init(m_memory, reserved));
   memmap_init_locked(m_memory);
   free_boot_memory_locked(m_memory, reserved);
+  register_boot_memory_locked();
   create_boot_blocks_locked(m_memory);
   return insert_boot_iomem_locked();
 }

@@ -191,17 +191,28 @@ Result<void> Machine::offline_pages_locked(Pfn start, NrPages n, unsigned nid, Z
   // start_isolate_page_range() -> has_unmovable_pages(MEMORY_OFFLINE): reserved pages are
   // unmovable everywhere; outside ZONE_MOVABLE so is any referenced page that is not LRU,
   // PageOffline or hwpoisoned.
+  // 6.1 isolates the first pageblock, then the last, then those between (start_isolate_page_range()
+  // in mm/page_isolation.c), so the page it dumps is the first unmovable one in that order.
   std::optional<Pfn> unmovable;
-  for_each_page(*m_vmemmap, m_arch, start, end, [&](Pfn pfn, const Page& p) -> uint64_t {
-    bool bad = p.test(PG::reserved);
-    if (!bad && zone != ZoneType::Movable && p.refcount != 0)
-      bad = !p.test(PG::hwpoison) && !p.has_type(PG_offline) && !p.test(PG::lru);
-    if (bad) {
-      unmovable = pfn;
-      return 0;
-    }
-    return p.refcount == 0 && p.is_buddy() ? uint64_t{1} << p.private_ : 1;
-  });
+  auto scan_unmovable = [&](Pfn from, Pfn to) {
+    if (unmovable || from >= to) return;
+    for_each_page(*m_vmemmap, m_arch, from, to, [&](Pfn pfn, const Page& p) -> uint64_t {
+      bool bad = p.test(PG::reserved);
+      if (!bad && zone != ZoneType::Movable && p.refcount != 0)
+        bad = !p.test(PG::hwpoison) && !p.has_type(PG_offline) && !p.test(PG::lru);
+      if (bad) {
+        unmovable = pfn;
+        return 0;
+      }
+      return p.refcount == 0 && p.is_buddy() ? uint64_t{1} << p.private_ : 1;
+    });
+  };
+  const NrPages pageblock = m_arch.pageblock_nr_pages();
+  const Pfn first_end = std::min(end, start + pageblock);
+  const Pfn last_start = std::max(first_end, end - pageblock);
+  scan_unmovable(start, first_end);
+  scan_unmovable(last_start, end);
+  scan_unmovable(first_end, last_start);
   if (unmovable) {
     dump_page_locked(*unmovable, "unmovable page");
     return failed(Errno::Busy, "failure to isolate range");

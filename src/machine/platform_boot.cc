@@ -37,6 +37,7 @@ Result<MachineConfig> Machine::config_from_platform(const PlatformDescription& p
                                             r.kind == BootMemoryKind::Nomap ? BootMemKind::NoMap
                                                                             : BootMemKind::Usable});
   }
+  cfg.boot_reservations = platform.boot_reservations;
   for (const FirmwareResource& f : platform.iomem) {
     cfg.iomem.push_back(BootResource{f.range.start, f.range.last, f.name, f.depth, ResourceFlags(f.flags), f.desc});
   }

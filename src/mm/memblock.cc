@@ -143,6 +143,38 @@ Result<void> Memblock::set_node(PhysAddr base, uint64_t size, int nid) {
   return {};
 }
 
+Result<PhysAddr> Memblock::alloc_top_down(uint64_t size, uint64_t align, PhysAddr min_addr, PhysAddr max_addr,
+                                          int nid) {
+  const uint64_t page = m_arch.page_size();
+  if (size == 0 || size % page || align < page || (align & (align - 1)))
+    return fail(Errno::Inval, fmt::format("memblock: bad allocation size {:#x} or alignment {:#x}", size, align));
+  // __memblock_find_range_top_down(): free ranges (memory minus reserved) from the highest down; the
+  // candidate is the highest aligned base whose range still fits below the free range's end.
+  for (auto m = m_memory.regions.rbegin(); m != m_memory.regions.rend(); ++m) {
+    if (m->flags.any(MEMBLOCK_NOMAP) || (nid != MAX_NUMNODES && m->nid != nid)) continue;
+    uint64_t hi = std::min(m->end(), max_addr.value());
+    const uint64_t lo = std::max(m->base.value(), min_addr.value());
+    // Walk the reserved regions below hi from the top: each gap between them is a free range.
+    auto r = std::partition_point(m_reserved.regions.begin(), m_reserved.regions.end(),
+                                  [&](const MemblockRegion& x) { return x.base.value() < hi; });
+    while (hi > lo) {
+      const uint64_t free_lo = r == m_reserved.regions.begin() ? lo : std::max(lo, std::prev(r)->end());
+      if (hi >= free_lo + size) {
+        const uint64_t cand = (hi - size) & ~(align - 1);
+        if (cand >= free_lo) {
+          SPM_TRY(reserve(PhysAddr(cand), size));
+          return PhysAddr(cand);
+        }
+      }
+      if (r == m_reserved.regions.begin()) break;
+      --r;
+      hi = std::min(hi, r->base.value());
+    }
+  }
+  return fail(Errno::NoMem, fmt::format("memblock: no free {:#x} bytes aligned to {:#x} in [{:#x}, {:#x})", size, align,
+                                        min_addr.value(), max_addr.value()));
+}
+
 PhysAddr Memblock::end_of_dram() const {
   if (m_memory.regions.empty()) return PhysAddr(0);
   return PhysAddr(m_memory.regions.back().end());

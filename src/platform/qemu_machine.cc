@@ -1,6 +1,7 @@
 // QEMU 7.2 machines from their command line (vl.c, machine.c, numa.c, pc*.c + SeaBIOS 1.16.2, arm/virt.c),
 // cold-plugged memory devices, then the Linux 6.1 boot view of them. Pure functions.
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 
 #include <fmt/core.h>
@@ -530,6 +531,62 @@ constexpr ImageRange kDebianKernelImage[] = {
     {0x03310000, 0x043fffff, "Kernel bss"},
 };
 
+// What that image frees late inside [_sdata, __bss_stop) (System.map symbols; trace a2 and a probe
+// of every page): free_initmem() with the SMP alternatives ([__init_begin, __init_end) and
+// alt_smp_*, 2824K + 36K) and mem_encrypt_free_decrypted_mem() ([__start_bss_decrypted_unused,
+// __end_bss_decrypted), 2036K). The brk area after the bss stays reserved up to _brk_end.
+constexpr PhysRange kDebianImageFreedLate[] = {
+    {PhysAddr(0x03044000), PhysAddr(0x0330efff)},
+    {PhysAddr(0x04203000), PhysAddr(0x043fffff)},
+};
+constexpr uint64_t kDebianBrkBytes = 17 * 4096;
+
+// What the modelled x86-64 kernel (Debian 6.1 amd64, nokaslr) reserves and allocates for itself while
+// booting (arch/x86/kernel/setup.c, arch/x86/mm/init*.c, kernel/printk/printk.c): derived from the
+// image's /proc/iomem lines, the command line and the paging mode. Traces a2/a3 show the result.
+BootReservations x86_boot_reservations(const PlatformDescription& p) {
+  constexpr uint64_t kPage = 4096;
+  BootReservations r;
+  r.low_reserve = uint64_t{1} << 20;
+  // [_text, __end_of_kernel_reserve) is "Kernel code" .. "Kernel bss"; mark_rodata_ro() frees the
+  // page-aligned gaps after _etext and after __end_rodata (the image aligns rodata and data to 2 MiB).
+  const FirmwareResource *code = nullptr, *rodata = nullptr, *data = nullptr, *bss = nullptr;
+  for (const FirmwareResource& f : p.iomem) {
+    if (f.origin != ResourceOrigin::KernelImage) continue;
+    if (f.name == "Kernel code") code = &f;
+    if (f.name == "Kernel rodata") rodata = &f;
+    if (f.name == "Kernel data") data = &f;
+    if (f.name == "Kernel bss") bss = &f;
+  }
+  auto page_end = [&](const FirmwareResource* f) { return PhysAddr(((f->range.last.value() + kPage) & ~(kPage - 1)) - 1); };
+  if (code && rodata && data && bss) {
+    r.kernel_image.push_back(PhysRange{code->range.start, page_end(code)});
+    r.kernel_image.push_back(PhysRange{rodata->range.start, page_end(rodata)});
+    // [_sdata, __bss_stop) without what the kernel frees late inside it, then the used brk.
+    uint64_t from = data->range.start.value();
+    for (const PhysRange& f : kDebianImageFreedLate) {
+      if (f.start.value() < from || f.last.value() > page_end(bss).value()) continue;
+      if (f.start.value() > from) r.kernel_image.push_back(PhysRange{PhysAddr(from), PhysAddr(f.start.value() - 1)});
+      from = f.last.value() + 1;
+    }
+    if (from <= page_end(bss).value()) r.kernel_image.push_back(PhysRange{PhysAddr(from), page_end(bss)});
+    r.kernel_image.push_back(PhysRange{PhysAddr(page_end(bss).value() + 1), PhysAddr(page_end(bss).value() + kDebianBrkBytes)});
+  }
+  r.early_page_table_pages = 3;
+  // log_buf_len_update(): rounded up to a power of two, used only when larger than the static
+  // 1 << CONFIG_LOG_BUF_SHIFT (Debian: 18).
+  if (const auto v = p.cmdline.find("log_buf_len")) {
+    uint64_t len = memparse(*v).value;
+    if (len) len = std::bit_ceil(len);
+    if (len > (uint64_t{1} << 18)) r.log_buf_len = len;
+  }
+  r.pgdat_size = 43 * kPage;
+  r.sparse_boot_buffer = true;
+  // VMALLOC_SIZE_TB (32 TiB, 4-level; 12800 TiB, 5-level) over PGDIR_SIZE (512 GiB; 256 TiB).
+  r.vmalloc_pgtable_pages = p.arch->va_bits > 48 ? 50 : 64;
+  return r;
+}
+
 void build_pc_iomem(PlatformDescription& p, const Args& a, const MachineOpts& m, const PlatformOptions& options,
                     uint64_t hole64_start) {
   using Mode = ResourceTreeBuilder::Mode;
@@ -730,6 +787,7 @@ Result<void> layout_pc(PlatformDescription& p, const Args& a, const MachineOpts&
 
   run_x86_e820_boot(p, std::move(t));
   build_pc_iomem(p, a, m, options, ranges.hole64_start);
+  if (options.kernel_image_resources) p.boot_reservations = x86_boot_reservations(p);
   return {};
 }
 

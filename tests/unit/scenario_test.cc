@@ -39,7 +39,7 @@ Scenario parse_ok(std::string_view text, std::string_view path = "t.scn") {
 // arguments last), kernel command line, and every step's type, name, commands and host actions.
 TEST(ScenarioOracle, ParsesLikeTheRecordedTraces) {
   const auto files = scenario_files();
-  ASSERT_EQ(files.size(), 12u);
+  ASSERT_EQ(files.size(), 14u);
   int full_cmdline_matches = 0, sources_as_recorded = 0;
   for (const auto& f : files) {
     SCOPED_TRACE(f.filename().string());
@@ -100,8 +100,8 @@ TEST(ScenarioOracle, ParsesLikeTheRecordedTraces) {
     }
   }
   // Only d3 was recorded before dyndbg joined the base command line, and edited since.
-  EXPECT_EQ(full_cmdline_matches, 11);
-  EXPECT_EQ(sources_as_recorded, 11);
+  EXPECT_EQ(full_cmdline_matches, 13);
+  EXPECT_EQ(sources_as_recorded, 13);
 }
 
 // Scenario: a scenario without -machine, -m or -smp, one with -m only, one with all three.
