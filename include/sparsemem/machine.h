@@ -239,6 +239,24 @@ class Machine {
   std::optional<Pfn> page_of_tag(uint64_t tag) const SPM_EXCLUDES(m_hotplug_lock);
   size_t nr_tagged_pages() const SPM_EXCLUDES(m_hotplug_lock);
 
+  // ---- memory failure (src/machine/memory_failure.cc) ----
+  // soft_offline_page(pfn) (the sysfs soft_offline_page file, mm/memory-failure.c): a free page
+  // leaves the buddy for good, PG_hwpoison with one reference, and counts in num_poisoned_pages.
+  // Success also for a page already poisoned (logs "soft_offline_page: %#lx page already
+  // poisoned"). Return: -ENXIO pfn not valid; -EIO not online memory (offline, ZONE_DEVICE);
+  // -EOPNOTSUPP for a page in use (6.1 migrates it; not modelled). Takes the hotplug lock.
+  Result<void> soft_offline_page(Pfn pfn) SPM_EXCLUDES(m_hotplug_lock);
+  // memory_failure(pfn, MF_SW_SIMULATED) (hard_offline_page): as soft offlining for a free page,
+  // logging "Memory failure: %#lx: recovery action for free buddy page: Recovered".
+  // Return: -ENXIO not online memory ("memory outside kernel control"); -EHWPOISON already
+  // poisoned ("already hardware poisoned"); -EOPNOTSUPP for a page in use or a ZONE_DEVICE pfn
+  // (not modelled). Failures change nothing but the log. Takes the hotplug lock.
+  Result<void> memory_failure(Pfn pfn) SPM_EXCLUDES(m_hotplug_lock);
+  // num_poisoned_pages: /proc/meminfo HardwareCorrupted is this times the page size. Onlining
+  // re-initialises descriptors (the flag goes, the count stays); removing memory releases the
+  // count of the pages still flagged (clear_hwpoisoned_pages).
+  uint64_t num_poisoned_pages() const SPM_EXCLUDES(m_hotplug_lock);
+
   // ---- devmem: ZONE_DEVICE pagemaps, memremap_pages / memunmap_pages (src/machine/devmem*.cc) ----
   const KernelConfig& kernel_config() const { return m_config.kernel; }
 
@@ -382,6 +400,8 @@ class Machine {
   std::optional<Pfn> free_buddy_head_locked(Pfn pfn) const SPM_REQUIRES(m_hotplug_lock);
   Result<Pfn> alloc_page_at_locked(Pfn pfn, Migratability kind, uint64_t tag) SPM_REQUIRES(m_hotplug_lock);
   void dump_page_locked(Pfn pfn, std::string_view reason) SPM_REQUIRES(m_hotplug_lock);
+  void poison_free_page_locked(Pfn pfn) SPM_REQUIRES(m_hotplug_lock);
+  void clear_hwpoisoned_pages_locked(Pfn start, NrPages n) SPM_REQUIRES(m_hotplug_lock);
   void check_hotplug_locked(InvariantReport& report) const SPM_REQUIRES(m_hotplug_lock);
   ZoneCounts count_block_locked(const MemoryBlock& mem) const SPM_REQUIRES(m_hotplug_lock);
 
@@ -392,6 +412,7 @@ class Machine {
   OnlinePageCallback m_online_page_cb = nullptr;  // nullptr: generic_online_page
   std::optional<NotifierId> m_error_inject;      // memory_notifier_error_inject loaded
   std::array<int, 6> m_injected_error{};           // per MemoryAction
+  uint64_t m_num_poisoned_pages = 0;  // mm/memory-failure.c num_poisoned_pages
   std::map<Pfn, TaggedPage> m_tagged_by_pfn;
   std::map<uint64_t, Pfn> m_tagged_by_tag;
   std::vector<FirmwareMemmapEntry> m_firmware_memmap;

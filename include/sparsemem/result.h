@@ -17,7 +17,7 @@ enum class Errno : int {
   Perm = EPERM,
   NoEnt = ENOENT,
   Intr = EINTR,
-  Io = EIO,  // the host refused a write (export_tree), never a kernel result
+  Io = EIO,  // soft_offline_page() of memory that is not online; the host refusing a write (export_tree)
   NxIO = ENXIO,
   TooBig = E2BIG,
   NoMem = ENOMEM,
@@ -30,6 +30,7 @@ enum class Errno : int {
   NoSpc = ENOSPC,
   Range = ERANGE,
   NotSupp = EOPNOTSUPP,
+  HwPoison = EHWPOISON,  // memory_failure() of a page already poisoned
 };
 
 // "EINVAL", "ENOMEM", ...

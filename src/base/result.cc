@@ -23,6 +23,7 @@ std::string_view errno_name(Errno e) {
     case Errno::NoSpc: return "ENOSPC";
     case Errno::Range: return "ERANGE";
     case Errno::NotSupp: return "EOPNOTSUPP";
+    case Errno::HwPoison: return "EHWPOISON";
   }
   return "E?";
 }

@@ -205,6 +205,8 @@ Result<void> Machine::remove_memory_locked(PhysAddr start, uint64_t size) {
   // counts what it handed out.
   VmemAltmap altmap{};
   altmap.alloc = NrPages(nr_vmemmap);
+  // __remove_pages(): clear_hwpoisoned_pages() past the altmap's pages, then the sections.
+  clear_hwpoisoned_pages_locked(range.start + NrPages(nr_vmemmap), range.nr - NrPages(nr_vmemmap));
   m_sections->remove_pages(range.start, range.nr, nr_vmemmap ? &altmap : nullptr);
   // arm64 keeps memblock; on x86 only boot memory is still listed there.
   (void)m_memblock.remove(start, size);

@@ -201,6 +201,8 @@ constexpr DmesgPattern kDmesgPatterns[] = {
     {"drivers/dax/kmem.c dev_dax_kmem_probe", R"(^kmem dax\d+\.\d+: mapping\d+: 0x[0-9a-f]+-0x[0-9a-f]+ (too small after alignment|could not reserve region|cannot hotplug memory)$)", "", ""},
     {"drivers/dax/kmem.c dev_dax_kmem_probe", R"(^kmem dax\d+\.\d+: rejecting DAX region without any memory after alignment$)", "", ""},
     {"drivers/base/dd.c call_driver_probe (for kmem)", R"(^kmem: probe of dax\d+\.\d+ failed with error -\d+$)", "", ""},
+    {"mm/memory-failure.c memory_failure, action_result", R"(^Memory failure: 0x[0-9a-f]+: (recovery action for .+|already hardware poisoned|memory outside kernel control)$)", "", ""},
+    {"mm/memory-failure.c soft_offline_page", R"(^Memory failure: soft_offline_page: 0x[0-9a-f]+ page already poisoned$)", "", ""},
 };
 
 struct CompiledPattern {

@@ -132,11 +132,20 @@ FsNode memory_dir(const Ctx& c) {
                          }));
   fixed.emplace_back("block_size_bytes",
                      fs_file([m]() -> Result<std::string> { return fmt::format("{:x}\n", m->memory_block_size()); }));
-  // mm/memory-failure.c is not part of the model: refuse loudly rather than pretend.
-  for (const char* f : {"hard_offline_page", "soft_offline_page"})
-    fixed.emplace_back(f, fs_file_wo([f](std::string_view) -> Result<void> {
-                         return fail(Errno::NotSupp, fmt::format("sparsemem: {} (memory failure) is not modelled", f));
-                       }));
+  // soft_offline_page_store() / hard_offline_page_store(): a physical address (kstrtoull base 0),
+  // shifted to a pfn. The CAP_SYS_ADMIN check (-EPERM) never fails: the guest shell runs as root.
+  // memory_failure()'s -EOPNOTSUPP (hwpoison filter) reads as success; the model's own
+  // EOPNOTSUPP means "not modelled" and stays an error, which the shell reports as unsupported.
+  auto offline_page = [m](bool hard) {
+    return fs_file_wo([m, hard](std::string_view v) -> Result<void> {
+      const auto addr = parse_kstrtoll(v, false);
+      if (!addr) return einval("not a physical address");
+      const Pfn pfn(static_cast<uint64_t>(*addr) >> m->arch().page_shift);
+      return hard ? m->memory_failure(pfn) : m->soft_offline_page(pfn);
+    });
+  };
+  fixed.emplace_back("hard_offline_page", offline_page(true));
+  fixed.emplace_back("soft_offline_page", offline_page(false));
   fixed.emplace_back("power", empty_dir());
   fixed.emplace_back("uevent", fs_file_rw([]() -> Result<std::string> { return std::string(); },
                                           [](std::string_view) -> Result<void> { return {}; }));

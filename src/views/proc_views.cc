@@ -195,7 +195,8 @@ std::string render_meminfo(const Machine& m) {
   kb("VmallocUsed", 7908);
   kb("VmallocChunk", 0);
   kb("Percpu", 260);
-  out += fmt::format("HardwareCorrupted: {:>5} kB\n", 0);  // its own format in memory-failure.c
+  // Its own format in fs/proc/meminfo.c: num_poisoned_pages in kB.
+  out += fmt::format("HardwareCorrupted: {:>5} kB\n", m.num_poisoned_pages() * page_kb);
   kb("AnonHugePages", 0);
   kb("ShmemHugePages", 0);
   kb("ShmemPmdMapped", 0);

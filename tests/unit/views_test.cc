@@ -112,7 +112,30 @@ TEST(GuestFs, WritesCallOperations) {
   EXPECT_EQ(*g.fs->read("/sys/bus/acpi/devices/PNP0C80:01/status"), "0\n");
   EXPECT_EQ(*g.fs->readlink("/sys/bus/acpi/devices/PNP0C80:00/physical_node7"), "../../../../system/memory/memory55");
   EXPECT_EQ(g.fs->write("/sys/bus/acpi/devices/PNP0C80:03/eject", "1\n").error().code, Errno::NoDev);
-  EXPECT_EQ(g.fs->write("/sys/devices/system/memory/soft_offline_page", "0x1b0000000\n").error().code, Errno::NotSupp);
+  testing::expect_clean(*g.machine);
+}
+
+// Scenario: soft_offline_page and hard_offline_page writes on the DIMM machine: garbage, an
+// offline block's address, a free page of an online block, the same page again.
+// Expect: -EINVAL, -EIO (soft, offline memory) and -ENXIO (hard), then success with
+// HardwareCorrupted 4 kB and the page reading HWPOISON; hard offlining it again is -EHWPOISON,
+// soft offlining it again succeeds; the counter does not move on failures.
+TEST(GuestFs, OfflinePageFiles) {
+  Guest g({"-object", "memory-backend-ram,id=m1,size=1G", "-device", "pc-dimm,id=dimm1,memdev=m1"});
+  const std::string soft = "/sys/devices/system/memory/soft_offline_page";
+  const std::string hard = "/sys/devices/system/memory/hard_offline_page";
+  EXPECT_EQ(g.fs->write(soft, "garbage\n").error().code, Errno::Inval);
+  EXPECT_EQ(g.fs->write(hard, "-1\n").error().code, Errno::Inval);
+  EXPECT_EQ(g.fs->write(soft, "0x1b0000000\n").error().code, Errno::Io);
+  EXPECT_EQ(g.fs->write(hard, "0x1b0000000\n").error().code, Errno::NxIO);
+  EXPECT_EQ(g.machine->num_poisoned_pages(), 0u);
+  ASSERT_TRUE(g.fs->write("/sys/devices/system/memory/memory48/state", "online_movable\n"));
+  EXPECT_TRUE(g.fs->write(soft, "0x180000000\n"));
+  EXPECT_NE(g.fs->read("/proc/meminfo")->find("HardwareCorrupted:     4 kB\n"), std::string::npos);
+  EXPECT_EQ(*kpageflags(*g.machine, Pfn(0x180000)), kpf_bit(KPF::Hwpoison));
+  EXPECT_EQ(g.fs->write(hard, "0x180000000\n").error().code, Errno::HwPoison);
+  EXPECT_TRUE(g.fs->write(soft, "6442450944\n"));  // the same address in decimal
+  EXPECT_EQ(g.machine->num_poisoned_pages(), 1u);
   testing::expect_clean(*g.machine);
 }
 
