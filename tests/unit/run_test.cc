@@ -19,6 +19,13 @@ RunResult run_text(std::string_view text) {
 
 const CommandRecord& cmd(const RunResult& r, size_t step, size_t i) { return r.trace.steps.at(step).commands.at(i); }
 
+// One of the public scenarios (tests/scenarios/NAME.scn).
+Scenario public_scenario(const std::string& name) {
+  auto sc = load_scenario(std::string(SPM_TEST_DATA) + "/../scenarios/" + name + ".scn");
+  EXPECT_TRUE(sc) << (sc ? "" : sc.error().message);
+  return sc ? std::move(*sc) : Scenario{};
+}
+
 // Scenario: writes that fail at open and at write, reads of missing files, ls, grep, chains.
 // Expect: busybox ash's exact messages and statuses, as the oracle recorded them (trace f_errors).
 TEST(RunShell, BusyboxMessages) {
@@ -190,21 +197,15 @@ TEST(RunBoot, CheckerKeyInEverySnapshot) {
   EXPECT_TRUE(r.violations.empty());
 }
 
-}  // namespace
-}  // namespace sparsemem
-
-namespace sparsemem {
-namespace {
-
 // Scenario: b_dimm_coldplug started as a session with only its first step, the machine inspected,
 // then its remaining steps run one at a time with run_step().
 // Expect: after step 1 the machine has memory48 online in ZONE_MOVABLE and memory50 offline (the
 // trace's step-1 block list says so); the finished session's trace equals run_scenario()'s of the
 // whole file, observation for observation.
 TEST(ScenarioSession, StepwiseEqualsBatch) {
-  auto sc = load_scenario(std::string(SPM_TEST_DATA) + "/../scenarios/b_dimm_coldplug.scn");
-  ASSERT_TRUE(sc) << sc.error().message;
-  Scenario first = *sc;
+  const Scenario sc = public_scenario("b_dimm_coldplug");
+  ASSERT_FALSE(sc.steps.empty());
+  Scenario first = sc;
   first.steps.resize(1);
   auto started = ScenarioSession::start(first);
   ASSERT_TRUE(started) << started.error().message;
@@ -218,24 +219,18 @@ TEST(ScenarioSession, StepwiseEqualsBatch) {
   EXPECT_EQ(b48->state, MemoryBlockState::Online);
   EXPECT_EQ(b48->zone, ZoneType::Movable);
   EXPECT_EQ(b50->state, MemoryBlockState::Offline);
-  for (size_t i = 1; i < sc->steps.size(); ++i) {
-    const TraceStep& step = s.run_step(sc->steps[i]);
+  for (size_t i = 1; i < sc.steps.size(); ++i) {
+    const TraceStep& step = s.run_step(sc.steps[i]);
     EXPECT_EQ(step.index, static_cast<int64_t>(i + 1));
-    EXPECT_EQ(step.name, sc->steps[i].name);
+    EXPECT_EQ(step.name, sc.steps[i].name);
   }
   const RunResult stepwise = s.finish();
-  auto batch = run_scenario(*sc);
+  auto batch = run_scenario(sc);
   ASSERT_TRUE(batch);
   const DiffResult d = diff_traces(batch->trace, stepwise.trace);
   EXPECT_EQ(d.mismatched, 0u) << format_diff(d);
   EXPECT_GT(d.matched, 1000u);
 }
-
-}  // namespace
-}  // namespace sparsemem
-
-namespace sparsemem {
-namespace {
 
 // Scenario: b_dimm_coldplug (QEMU pc, a cold-plugged 1 GiB DIMM) replayed with --arch arm64-4k-48
 // and arm64-64k-52.
@@ -245,11 +240,10 @@ namespace {
 // every command runs as on x86 (the last step fails on x86 too); with 64K pages blocks are 512 MiB,
 // memory48 does not exist and step 1's write fails as the guest's shell reports it.
 TEST(RunArch, X86ScenarioOnArm64UsesVirtLayout) {
-  auto sc = load_scenario(std::string(SPM_TEST_DATA) + "/../scenarios/b_dimm_coldplug.scn");
-  ASSERT_TRUE(sc) << sc.error().message;
+  const Scenario sc = public_scenario("b_dimm_coldplug");
   RunOptions opts;
   opts.arch = &kArm64_4K_48;
-  auto r = run_scenario(*sc, opts);
+  auto r = run_scenario(sc, opts);
   ASSERT_TRUE(r) << r.error().message;
   ASSERT_TRUE(r->trace.completed);
   const Snapshot& boot = r->trace.steps.at(0).snapshot;
@@ -264,7 +258,7 @@ TEST(RunArch, X86ScenarioOnArm64UsesVirtLayout) {
     for (const CommandRecord& c : r->trace.steps[i].commands) EXPECT_EQ(c.rc, 0) << c.cmd.value_or(std::string()) << ": " << c.err.value_or(std::string());
 
   opts.arch = &kArm64_64K_52;
-  auto r64 = run_scenario(*sc, opts);
+  auto r64 = run_scenario(sc, opts);
   ASSERT_TRUE(r64) << r64.error().message;
   const CommandRecord& online48 = r64->trace.steps.at(1).commands.at(0);
   EXPECT_EQ(online48.rc, 1);
