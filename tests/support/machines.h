@@ -3,12 +3,15 @@
 #pragma once
 
 #include <fstream>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "sparsemem/machine.h"
+#include "sparsemem/platform.h"
 
 namespace sparsemem::testing {
 
@@ -26,6 +29,22 @@ inline BootMemoryMap pc_4160m_map() {
 
 inline std::unique_ptr<Machine> boot_or_die(MachineConfig cfg) {
   auto m = Machine::boot(std::move(cfg));
+  if (!m) {
+    ADD_FAILURE() << "boot failed: " << m.error().message;
+    return nullptr;
+  }
+  return std::move(*m);
+}
+
+// The machine QEMU would build from `argv` with the kernel command line `cmdline`, booted under
+// Linux 6.1; nullptr (and a test failure) when either refuses.
+inline std::unique_ptr<Machine> boot_qemu_or_die(const std::vector<std::string>& argv, const std::string& cmdline) {
+  auto p = platform_from_qemu(argv, cmdline);
+  if (!p) {
+    ADD_FAILURE() << "platform refused: " << p.error().message;
+    return nullptr;
+  }
+  auto m = Machine::boot(*p, kLinux61);
   if (!m) {
     ADD_FAILURE() << "boot failed: " << m.error().message;
     return nullptr;

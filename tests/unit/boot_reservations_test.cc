@@ -14,18 +14,8 @@ constexpr uint64_t RESERVED = uint64_t{1} << 32;
 constexpr uint64_t PRIVATE = uint64_t{1} << 35;
 
 std::unique_ptr<Machine> boot_pc(const std::string& mem) {
-  const std::vector<std::string> argv{"-machine", "pc,nvdimm=on", "-m", mem + ",slots=4,maxmem=32G", "-kernel", "vmlinuz"};
-  auto p = platform_from_qemu(argv, std::string(kOracleBaseAppend));
-  if (!p) {
-    ADD_FAILURE() << p.error().message;
-    return nullptr;
-  }
-  auto m = Machine::boot(*p, kLinux61);
-  if (!m) {
-    ADD_FAILURE() << m.error().message;
-    return nullptr;
-  }
-  return std::move(*m);
+  return testing::boot_qemu_or_die(
+      {"-machine", "pc,nvdimm=on", "-m", mem + ",slots=4,maxmem=32G", "-kernel", "vmlinuz"}, std::string(kOracleBaseAppend));
 }
 
 uint64_t flags(const Machine& m, uint64_t pfn) {

@@ -23,18 +23,7 @@ namespace {
 // 100000000-143ffffff: sections 0-23 and 32-40 hold memory, section 40 only up to 0x143ffffff.
 std::unique_ptr<Machine> boot_a_baseline() {
   const nlohmann::json t = testing::load_trace("a_baseline");
-  std::vector<std::string> argv = t["qemu_cmdline"];
-  auto platform = platform_from_qemu(argv, t["guest_cmdline"].get<std::string>());
-  if (!platform) {
-    ADD_FAILURE() << platform.error().message;
-    return nullptr;
-  }
-  auto m = Machine::boot(*platform, kLinux61);
-  if (!m) {
-    ADD_FAILURE() << m.error().message;
-    return nullptr;
-  }
-  return std::move(*m);
+  return testing::boot_qemu_or_die(t["qemu_cmdline"], t["guest_cmdline"].get<std::string>());
 }
 
 struct SectionLine {
