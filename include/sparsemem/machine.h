@@ -298,6 +298,16 @@ class Machine {
   Result<PhysRange> request_free_mem_region(uint64_t size, std::string_view name) SPM_EXCLUDES(m_hotplug_lock);
   // release_mem_region(): -EINVAL when no busy region is exactly [start, last].
   Result<void> release_mem_region(PhysRange range) SPM_EXCLUDES(m_hotplug_lock);
+  // Drivers' iomem (libnvdimm, dax, kmem): request_mem_region() (busy, nested into non-busy
+  // containers such as "Persistent Memory"), insert_resource() under the root (NFIT's
+  // "Persistent Memory"), and the flag rewrite kmem does on its "daxX.Y" region. Errors as the
+  // ResourceTree's. Take the hotplug lock.
+  Result<PhysRange> request_mem_region(PhysRange range, std::string_view name) SPM_EXCLUDES(m_hotplug_lock);
+  Result<void> insert_iomem_resource(PhysRange range, std::string_view name, ResourceFlags flags, IoresDesc desc)
+      SPM_EXCLUDES(m_hotplug_lock);
+  Result<void> remove_iomem_resource(PhysRange range, std::string_view name) SPM_EXCLUDES(m_hotplug_lock);
+  Result<void> set_mem_region_flags(PhysRange range, std::string_view name, ResourceFlags flags)
+      SPM_EXCLUDES(m_hotplug_lock);
 
   // zone_device_page_init(page of pfn): a free PRIVATE/COHERENT page (refcount 0) is handed to
   // the driver: refcount 1 and one pgmap reference. -ENXIO when no live pgmap covers pfn,

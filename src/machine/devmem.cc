@@ -189,7 +189,11 @@ Result<void> Machine::memremap_pages(DevPagemap& pgmap, int nid) {
   for (unsigned i = 0; i < pgmap.ranges.size(); ++i) {
     // Only a descriptor write can fail here: the oops of seed 004's legacy behaviour. The model
     // takes the mapping down again; no caller-visible reference was handed out yet.
-    if (auto r = init_pagemap_range_locked(pgmap, i, node); !r) return unwind_memremap_locked(pgmap, added, r.error());
+    if (auto r = init_pagemap_range_locked(pgmap, i, node); !r) {
+      // The kernel prints its oops; the message is the oops line.
+      m_log.log(LogLevel::Err, "{}", r.error().message);
+      return unwind_memremap_locked(pgmap, added, r.error());
+    }
   }
   PagemapLifecycle::set_nr_mapped(pgmap, static_cast<unsigned>(pgmap.ranges.size()));
   m_mapped_pgmaps.push_back(&pgmap);
@@ -235,6 +239,48 @@ Result<PhysRange> Machine::request_free_mem_region(uint64_t size, std::string_vi
 Result<void> Machine::release_mem_region(PhysRange range) {
   HotplugGuard g(m_hotplug_lock);
   return m_iomem.release_region(m_iomem.root(), range.start, range.size());
+}
+
+namespace {
+
+// The resource of exactly `range` named `name`, searched depth first.
+std::optional<ResourceId> find_resource(const ResourceTree& t, ResourceId from, PhysRange range, std::string_view name) {
+  for (ResourceId c : t.children_of(from)) {
+    const Resource* r = t.find(c);
+    if (r->start == range.start && r->end == range.last && r->name && *r->name == name) return c;
+    if (r->start <= range.start && range.last <= r->end)
+      if (auto hit = find_resource(t, c, range, name)) return hit;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<PhysRange> Machine::request_mem_region(PhysRange range, std::string_view name) {
+  HotplugGuard g(m_hotplug_lock);
+  SPM_TRY_ASSIGN(const ResourceId id, m_iomem.request_mem_region(range.start, range.size(), std::string(name)));
+  return m_iomem.find(id)->range();
+}
+
+Result<void> Machine::insert_iomem_resource(PhysRange range, std::string_view name, ResourceFlags flags,
+                                            IoresDesc desc) {
+  HotplugGuard g(m_hotplug_lock);
+  SPM_TRY(m_iomem.insert_resource(m_iomem.root(), range.start, range.last, std::string(name), flags, desc));
+  return {};
+}
+
+Result<void> Machine::remove_iomem_resource(PhysRange range, std::string_view name) {
+  HotplugGuard g(m_hotplug_lock);
+  const auto id = find_resource(m_iomem, m_iomem.root(), range, name);
+  if (!id) return fail(Errno::Inval, fmt::format("no resource {} [mem {:#x}-{:#x}]", name, range.start.value(), range.last.value()));
+  return m_iomem.remove_resource(*id);
+}
+
+Result<void> Machine::set_mem_region_flags(PhysRange range, std::string_view name, ResourceFlags flags) {
+  HotplugGuard g(m_hotplug_lock);
+  const auto id = find_resource(m_iomem, m_iomem.root(), range, name);
+  if (!id) return fail(Errno::Inval, fmt::format("no resource {} [mem {:#x}-{:#x}]", name, range.start.value(), range.last.value()));
+  return m_iomem.set_flags(*id, flags);
 }
 
 Result<void> Machine::zone_device_page_init(Pfn pfn) {
