@@ -12,6 +12,7 @@
 
 #include "sparsemem/acpi_memory.h"
 #include "sparsemem/machine.h"
+#include "sparsemem/nvdimm.h"
 #include "sparsemem/units.h"
 #include "sparsemem/vfs.h"
 
@@ -75,5 +76,9 @@ struct GuestFsContext {
 // the kernel's parsers refuse, the operations' errnos otherwise; -EOPNOTSUPP (with a message
 // starting "sparsemem: ") for files whose kernel code the model does not have (memory failure).
 VirtualFs make_guest_fs(GuestFsContext ctx);
+
+// The guest helper nd_dax_state over libnvdimm and the dax bus: "kind name key=value ..." per
+// device of /sys/bus/nd/devices and /sys/bus/dax/devices, in the shell's glob order.
+std::vector<std::string> nd_dax_state_lines(const Libnvdimm& nd, const Machine& m);
 
 }  // namespace sparsemem
