@@ -15,7 +15,7 @@ namespace sparsemem {
 namespace sim {
 
 Simulation::Simulation(const Scenario& sc, const RunOptions& opts, PlatformDescription p, std::unique_ptr<Machine> m)
-    : scenario(sc), options(opts), platform(std::move(p)), machine(std::move(m)), acpi(platform) {
+    : scenario(sc), options(opts), platform(std::move(p)), machine(std::move(m)), acpi(platform), nd(platform) {
   GuestFsContext ctx;
   ctx.machine = machine.get();
   ctx.acpi = &acpi;
@@ -104,6 +104,7 @@ Snapshot take_snapshot(Simulation& s, bool boot) {
 std::vector<std::string> check_step(const Simulation& s) {
   InvariantReport report = s.machine->check();
   s.acpi.check_invariants(report);
+  s.nd.check_invariants(*s.machine, report);
   std::vector<std::string> out;
   for (const Violation& v : report.violations()) out.push_back(v.id + ": " + v.detail);
   return out;

@@ -9,6 +9,7 @@
 
 #include <fmt/core.h>
 
+#include "scenario/ndtool.h"
 #include "scenario/pytext.h"
 #include "scenario/simulation.h"
 
@@ -703,12 +704,9 @@ class Shell {
       m_sim.loaded_modules.insert("notifier_error_inject");
     }
     if (contains(kNvdimmModules, name)) {
-      // The load itself succeeds in the guest; what it would create on this platform is missing.
-      if (m_sim.has_nvdimm_memory() && !m_sim.loaded_modules.count(name))
-        m_sim.notes.push_back(fmt::format("modprobe {} at {}: the platform's NVDIMM / e820 pmem regions get no libnvdimm "
-                                          "or device-dax objects (not modelled); nd/dax snapshots stay empty",
-                                          name, m_where));
       m_sim.loaded_modules.insert("libnvdimm");
+      if (auto mod = nd_module_from_name(name))
+        if (auto r = m_sim.nd.load(machine(), *mod); !r) return unsupported(fmt::format("modprobe {}: {}", name, r.error().message));
     }
     m_sim.loaded_modules.insert(name);
     return 0;
@@ -881,23 +879,16 @@ class Shell {
   }
 
   int cmd_nd_dax_state(Io& io) {
-    // No libnvdimm model: the nd and dax buses have no devices to describe.
-    const auto nd = fs().list("/sys/bus/nd/devices"), dax = fs().list("/sys/bus/dax/devices");
-    if ((nd && !nd->empty()) || (dax && !dax->empty()))
-      return unsupported("nd_dax_state over libnvdimm objects");
-    (void)io;
+    for (const std::string& l : nd_dax_state_lines(m_sim.nd, machine())) io.out += l + "\n";
     return 0;
   }
 
   int cmd_nvdimm_tool(const std::vector<std::string>& argv, Io& io) {
-    const bool list = argv.size() >= 2 && argv[1] == "list";
-    // Without NVDIMMs or e820 pmem there is no bus, region or dax device to list: both tools print
-    // nothing and succeed (trace a_baseline). Anything else needs the libnvdimm model.
-    if (list && !m_sim.has_nvdimm_memory()) {
-      (void)io;
-      return 0;
-    }
-    return unsupported(fmt::format("{} (libnvdimm and device-dax are not modelled)", argv[0]));
+    ToolOutcome t = argv[0] == "ndctl" ? run_ndctl(m_sim, argv) : run_daxctl(m_sim, argv);
+    if (t.unsupported) return unsupported(*t.unsupported);
+    io.out += t.out;
+    io.err += t.err;
+    return t.rc;
   }
 
   Simulation& m_sim;

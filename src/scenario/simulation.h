@@ -11,6 +11,7 @@
 
 #include "sparsemem/acpi_memory.h"
 #include "sparsemem/machine.h"
+#include "sparsemem/nvdimm.h"
 #include "sparsemem/platform.h"
 #include "sparsemem/run.h"
 #include "sparsemem/scenario.h"
@@ -52,6 +53,7 @@ class Simulation {
   PlatformDescription platform;
   std::unique_ptr<Machine> machine;
   AcpiMemoryHotplug acpi;
+  Libnvdimm nd;  // libnvdimm and the dax bus (NVDIMMs, e820 pmem)
   std::optional<VirtualFs> fs;
   ZonelistLog zonelists;
 

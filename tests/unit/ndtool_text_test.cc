@@ -178,7 +178,7 @@ TEST(JsonCPretty, D3LegacyRegionList) {
   r["namespaces"] = ordered_json::array({ns});
   ordered_json top;
   top["regions"] = ordered_json::array({r});
-  EXPECT_EQ(json_c_pretty(top), trace_stdout("d3_pmem_in_early_section", 1, 0, "ndctl list -RNDu"));
+  EXPECT_EQ(json_c_pretty(top), trace_stdout("d3_pmem_in_early_section", 1, 6, "ndctl list -RNDu"));
 }
 
 // Scenario: daxctl outputs of e_kmem and d3: reconfigure-device prints a one-element array (no -u),

@@ -174,7 +174,7 @@ TEST(RunShell, UnsupportedIsNamedNeverSkipped) {
       "    cat /proc/meminfo | head -1\n"
       "    modprobe nosuchmodule\n"
       "    echo 0x1000 > /sys/devices/system/memory/soft_offline_page\n"
-      "    ndctl create-namespace\n");
+      "    ndctl check-namespace all\n");
   ASSERT_EQ(r.unsupported.size(), 3u);
   EXPECT_NE(r.unsupported[0].find("'cat /proc/meminfo | head -1' at t.scn:3"), std::string::npos) << r.unsupported[0];
   EXPECT_NE(r.unsupported[1].find("at t.scn:5"), std::string::npos) << r.unsupported[1];
