@@ -211,6 +211,11 @@ class Vmemmap {
   // against a concurrent depopulate. The copy is racy against concurrent descriptor writers, as
   // a kernel pfn walker's is.
   Result<Page> read_page(Pfn pfn) const;
+  // Checked dereference of a struct page pointer (a compound_head, a folio): the descriptor at
+  // kernel address kaddr, or -EFAULT with the oops text — x86 "general protection fault, probably
+  // for non-canonical address ..." for a non-canonical address, the page-fault text otherwise when
+  // kaddr is not a mapped descriptor of the window.
+  Result<Page> read_page_at(uint64_t kaddr) const;
   // Checked write access for the model's own initialisation routines; -EFAULT when unmapped.
   Result<Page*> writable_page(Pfn pfn);
 

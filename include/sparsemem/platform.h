@@ -180,6 +180,7 @@ struct PlatformDescription {
   MachineType machine = MachineType::Pc;
   const ArchProfile* arch = &kX86_64;
   unsigned phys_bits = 40;  // CPU physical address bits (x86 iomem root: 0 .. 2^phys_bits - 1)
+  bool cpu_has_pse = true;  // x86 CPUID PSE: 2 MiB vmemmap and direct-map pages
   unsigned nr_cpus = 1;
 
   // -m: boot RAM, maximum with device memory, hotplug slots. Plain maps: ram_size = sum of RAM lines.

@@ -50,6 +50,9 @@ uint64_t stable_page_flags(const Page& page, bool free_block) {
 Result<uint64_t> kpageflags(const Machine& m, Pfn pfn) {
   if (!m.pfn_to_online_page(pfn)) return KPF_NOPAGE_VALUE;
   SPM_TRY_ASSIGN(const Page page, m.vmemmap().read_page(pfn));
+  // page_mapped() -> page_folio() -> compound_head(): a tail's head is dereferenced first, so a
+  // garbage compound_head (seed 004: 0xfdfdfdfdfdfdfdfd) oopses the walker here.
+  if (page.is_tail()) SPM_TRY(m.vmemmap().read_page_at(page.compound_head - 1));
   bool free_block = false;
   if (page.refcount == 0 && !page.is_buddy()) {
     SPM_TRY_ASSIGN(free_block, in_free_block(m, pfn));

@@ -10,6 +10,7 @@ Result<MachineConfig> Machine::config_from_platform(const PlatformDescription& p
   cfg.arch = platform.arch;
   cfg.behaviour = behaviour;
   cfg.cpu_phys_bits = platform.phys_bits;
+  cfg.cpu_has_pse = platform.cpu_has_pse;
   // The memory-hotplug boot parameters (mm/memory_hotplug.c, drivers/base/memory.c).
   const KernelCmdline& cmd = platform.cmdline;
   if (cmd.memhp_default_state) {

@@ -783,6 +783,20 @@ std::string oops_text(const ArchProfile& arch, uint64_t kaddr) {
 }
 }  // namespace
 
+Result<Page> Vmemmap::read_page_at(uint64_t kaddr) const {
+  // x86: a non-canonical address is a #GP, not a page fault (the seed 004 walker's oops).
+  const unsigned top = m_arch.va_bits - 1;
+  const uint64_t upper = kaddr >> top;
+  if (m_arch.family == ArchFamily::X86_64 && upper != 0 && upper != (~uint64_t{0} >> top))
+    return fail(Errno::Fault, fmt::format("general protection fault, probably for non-canonical address {:#x}: 0000 [#1] "
+                                          "SMP NOPTI", kaddr));
+  const uint64_t base = page_addr(Pfn(0)).value();
+  const uint64_t off = kaddr - base;
+  if (off % STRUCT_PAGE_SIZE || kaddr < m_arch.vmemmap_start || kaddr - m_arch.vmemmap_start >= m_arch.vmemmap_size)
+    return fail(Errno::Fault, oops_text(m_arch, kaddr));
+  return read_page(Pfn(off / STRUCT_PAGE_SIZE));
+}
+
 Result<Page> Vmemmap::read_page(Pfn pfn) const {
   const uint64_t kaddr = page_addr(pfn).value();
   deferred_init_range(pfn, NrPages(1));

@@ -271,6 +271,7 @@ struct CpuOpts {
   unsigned threads_per_socket = 1;  // cores * threads * dies * clusters: CPUs per socket
   unsigned phys_bits = 40;          // x86 TCG default (TCG_PHYS_ADDR_BITS); arm64: the CPU's PARange
   bool amd = true;                  // qemu64 reports AuthenticAMD
+  bool pse = true;                  // CPUID PSE (2 MiB pages); "-cpu qemu64,pse=off" or ",-pse" clears it
 };
 
 Result<CpuOpts> parse_cpu(const Args& a, MachineType machine, std::vector<std::string>& warnings) {
@@ -353,6 +354,9 @@ Result<CpuOpts> parse_cpu(const Args& a, MachineType machine, std::vector<std::s
         }
       } else if (o.key == "vendor") {
         c.amd = o.value == "AuthenticAMD";
+      } else if (o.key == "pse" || o.key == "-pse" || o.key == "+pse") {
+        // Seed 004 ran QEMU with "-cpu host,pse=off": the vmemmap then uses 4 KiB pages.
+        c.pse = o.key == "+pse" || (o.key == "pse" && qemu::parse_bool(o.value).value_or(true));
       }
     }
   }
@@ -695,6 +699,7 @@ Result<void> layout_pc(PlatformDescription& p, const Args& a, const MachineOpts&
                        const PlatformOptions& options) {
   p.arch = options.arch && options.arch->family == ArchFamily::X86_64 ? options.arch : &kX86_64;
   p.phys_bits = cpu.phys_bits;
+  p.cpu_has_pse = cpu.pse;
   // RAM split (pc_init1 / pc_q35_init).
   uint64_t lowmem;
   if (m.type == MachineType::Pc) {
