@@ -39,6 +39,8 @@ constexpr Floor kFloors[] = {
     {"d3_pmem_in_early_section", 4327},
     {"e_kmem", 4729},
     {"f_errors", 7847},
+    {"n2_ndctl_align", 3973},
+    {"n3_daxctl_devices", 3223},
 };
 
 struct Ran {
