@@ -57,6 +57,7 @@ struct NdNamespace {
   PhysAddr start{0};
   uint64_t size = 0;  // 0: a seed or a destroyed labelled namespace
   std::string uuid;   // labelled only
+  std::string alt_name;  // the label's name (ndctl -n), labelled only
   std::string holder;  // the claiming personality's name
   bool force_raw = false;
   bool bound = false;  // nd_pmem bound to the namespace itself (raw / legacy fsdax)
@@ -78,6 +79,7 @@ struct NdLabel {
   PhysAddr start{0};
   uint64_t size = 0;
   std::string uuid;
+  std::string alt_name;
 };
 
 struct NdRegion {
@@ -132,6 +134,7 @@ struct NdNamespaceConfig {
   uint64_t size = 0;
   std::string uuid;      // of the namespace label (labelled) and of the personality
   std::string pfn_uuid;  // personality uuid
+  std::string name;      // the namespace label's alt_name ("" for none)
 };
 
 class Libnvdimm {
@@ -176,7 +179,10 @@ class Libnvdimm {
   // empty, the idle namespace 0 or the seed). -ENOSPC no room; -ENXIO enable failed (dataoff >= size).
   Result<std::string> setup_namespace(Machine& m, std::string_view region, std::string_view ns,
                                       const NdNamespaceConfig& cfg);
-  // Enable a namespace again (nd_pmem or its holder).
+  // The namespace setup_namespace() configures when given no name: ndctl's region_get_namespace(),
+  // namespace 0 when it is idle (labelled, size 0, unclaimed), else the namespace seed.
+  std::string idle_namespace(const NdRegion& r) const;
+  // Enable a namespace again (nd_pmem or its holder). -ENODEV for a labelled namespace of size 0.
   Result<void> enable_namespace(Machine& m, std::string_view ns);
 
   // daxctl: the dax device's driver. Binding kmem adds the block-aligned part of its range as

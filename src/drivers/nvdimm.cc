@@ -172,6 +172,7 @@ void Libnvdimm::probe_region(Machine& m, NdRegion& r) {
       ns.start = l.start;
       ns.size = l.size;
       ns.uuid = l.uuid;
+      ns.alt_name = l.alt_name;
       r.namespaces.push_back(std::move(ns));
     }
     r.ns_seed = new_namespace_seed(r);
@@ -304,7 +305,12 @@ Result<void> Libnvdimm::probe_personality(Machine& m, NdRegion& r, NdPersonality
   const uint64_t dataoff = p.mode == PfnMode::Pmem ? round_up(P + kInfoBlockReserve + 64 * npfns, align) - P
                                                    : round_up(P + kInfoBlockReserve, align) - P;
   const uint64_t end_trunc = (P + S) - round_down(P + S, align);
-  if (dataoff + end_trunc >= S && dataoff >= S) return fail(Errno::NxIO, fmt::format("{}: no data after the info block", p.name));
+  if (dataoff >= S) {
+    // nd_pfn_init(): the reservation leaves no data.
+    m.log().log(LogLevel::Err, "{} {}: {} unable to satisfy requested alignment",
+                p.kind == NdClaimKind::Dax ? "dax_pmem" : "nd_pmem", p.name, ns->name);
+    return fail(Errno::NxIO, fmt::format("{}: no data after the info block", p.name));
+  }
   p.dataoff = dataoff;
   p.end_trunc = end_trunc;
   p.start_pad = 0;
@@ -496,6 +502,7 @@ Result<bool> Libnvdimm::destroy_namespace(Machine& m, std::string_view name) {
     std::erase_if(labels, [&](const NdLabel& l) { return l.ns_id == ns->id; });
     ns->size = 0;
     ns->uuid.clear();
+    ns->alt_name.clear();
     ns->start = PhysAddr(0);
     destroyed = true;
     if (ns->id != 0 && ns->name != r->ns_seed) {
@@ -510,6 +517,9 @@ Result<void> Libnvdimm::enable_namespace(Machine& m, std::string_view name) {
   NdRegion* r = nullptr;
   NdNamespace* ns = ns_mut(name, &r);
   if (!ns) return fail(Errno::NxIO, fmt::format("{}: no such namespace", name));
+  // nd_pmem_probe() / nvdimm_namespace_common_probe(): a labelled namespace without a size (an
+  // idle seed or a deleted label) cannot be enabled.
+  if (!ns->io && ns->size == 0) return fail(Errno::NoDev, fmt::format("{}: no size", name));
   if (!ns->holder.empty()) {
     for (NdPersonality& p : r->personalities)
       if (p.name == ns->holder) return probe_personality(m, *r, p);
@@ -517,19 +527,17 @@ Result<void> Libnvdimm::enable_namespace(Machine& m, std::string_view name) {
   return probe_namespace(m, *r, *ns);
 }
 
+std::string Libnvdimm::idle_namespace(const NdRegion& r) const {
+  for (const NdNamespace& x : r.namespaces)
+    if (x.id == 0 && !x.io && x.size == 0 && x.holder.empty()) return x.name;
+  return r.ns_seed;
+}
+
 Result<std::string> Libnvdimm::setup_namespace(Machine& m, std::string_view region, std::string_view ns_name,
                                                const NdNamespaceConfig& cfg) {
   NdRegion* r = region_mut(region);
   if (!r || !r->enabled) return fail(Errno::NxIO, fmt::format("{}: no such region", region));
-  NdNamespace* ns = nullptr;
-  if (!ns_name.empty()) {
-    ns = ns_mut(ns_name, nullptr);
-  } else {
-    // ndctl's region_get_namespace(): namespace 0 when it is idle, else the seed.
-    for (NdNamespace& x : r->namespaces)
-      if (x.id == 0 && !x.io && x.size == 0 && x.holder.empty()) ns = &x;
-    if (!ns) ns = ns_mut(r->ns_seed, nullptr);
-  }
+  NdNamespace* ns = ns_mut(ns_name.empty() ? idle_namespace(*r) : std::string(ns_name), nullptr);
   if (!ns) return fail(Errno::NxIO, "no namespace to configure");
   if (!ns->io) {
     // Allocate at the lowest free region-aligned offset.
@@ -543,7 +551,8 @@ Result<std::string> Libnvdimm::setup_namespace(Machine& m, std::string_view regi
     ns->start = PhysAddr(*at);
     ns->size = cfg.size;
     ns->uuid = cfg.uuid;
-    m_labels[*r->dimm].push_back(NdLabel{ns->id, ns->start, ns->size, ns->uuid});
+    ns->alt_name = cfg.name;
+    m_labels[*r->dimm].push_back(NdLabel{ns->id, ns->start, ns->size, ns->uuid, ns->alt_name});
   }
   const std::string name = ns->name;
   if (cfg.mode == NdNamespaceConfig::Mode::Raw) {

@@ -75,7 +75,7 @@ ordered_json dax_device_json(const NdCtx& c, const DevDax& d, bool human) {
   return j;
 }
 
-ordered_json namespace_json(const NdCtx& c, const NdRegion& r, const NdNamespace& ns, bool human, bool dax_region) {
+ordered_json namespace_body_json(const NdCtx& c, const NdRegion& r, const NdNamespace& ns, bool human, bool dax_region) {
   ordered_json j;
   j["dev"] = ns.name;
   const NdPersonality* p = c.nd.holder_of(r, ns);
@@ -124,6 +124,13 @@ ordered_json namespace_json(const NdCtx& c, const NdRegion& r, const NdNamespace
   j["sector_size"] = 512;
   if (ns.bound) j["blockdev"] = blockdev_name(r, ns);
   if (!ns_active(c.nd, r, ns)) j["state"] = "disabled";
+  return j;
+}
+
+// util_namespace_to_json(): the mode's keys, then the label's name last (ndctl/json.c, 76.1).
+ordered_json namespace_json(const NdCtx& c, const NdRegion& r, const NdNamespace& ns, bool human, bool dax_region) {
+  ordered_json j = namespace_body_json(c, r, ns, human, dax_region);
+  if (!ns.alt_name.empty()) j["name"] = ns.alt_name;
   return j;
 }
 
@@ -240,6 +247,40 @@ NdNamespaceConfig::Mode mode_of(std::string_view m) {
   return NdNamespaceConfig::Mode::Fsdax;
 }
 
+// The mode ndctl reads back for a namespace (ndctl_namespace_get_mode()).
+NdNamespaceConfig::Mode current_mode(const NdCtx& c, const NdRegion& r, const NdNamespace& ns) {
+  const NdPersonality* p = c.nd.holder_of(r, ns);
+  if (!p) return r.pagemap && ns.io ? NdNamespaceConfig::Mode::Fsdax : NdNamespaceConfig::Mode::Raw;
+  switch (p->kind) {
+    case NdClaimKind::Pfn: return NdNamespaceConfig::Mode::Fsdax;
+    case NdClaimKind::Dax: return NdNamespaceConfig::Mode::Devdax;
+    case NdClaimKind::Btt: return NdNamespaceConfig::Mode::Sector;
+  }
+  return NdNamespaceConfig::Mode::Raw;
+}
+
+uint64_t default_align(const NdCtx& c, const NdRegion& r, const NdNamespace* target, NdNamespaceConfig::Mode mode) {
+  const uint64_t page = c.m.arch().page_size();
+  if (target && mode == current_mode(c, r, *target)) {
+    const NdPersonality* p = c.nd.holder_of(r, *target);
+    return p && p->kind != NdClaimKind::Btt ? p->align : page;
+  }
+  const std::string& seed = mode == NdNamespaceConfig::Mode::Fsdax ? r.pfn_seed
+                            : mode == NdNamespaceConfig::Mode::Devdax ? r.dax_seed
+                                                                       : std::string();
+  if (seed.empty()) return page;
+  const NdPersonality* p = c.nd.find_personality(r, seed);
+  return p && p->align ? p->align : 2 * 1024 * 1024;
+}
+
+// zero_info_block() on a labelled namespace of size 0 (an idle seed): nd_pmem cannot bind it, so
+// libndctl logs the failed enable and ndctl carries on (err(), counted by the command).
+std::string zeroing_failed(std::string_view cmd, std::string_view ns) {
+  return fmt::format("libndctl: ndctl_namespace_enable: {0}: failed to enable\n  Error: {1}: {0} failed to enable for "
+                     "zeroing, continuing\n\n",
+                     ns, cmd);
+}
+
 ToolOutcome ndctl_create_namespace(NdCtx& c, const std::vector<std::string>& argv) {
   ToolOutcome o;
   CreateNamespaceArgs a;
@@ -308,11 +349,10 @@ ToolOutcome ndctl_create_namespace(NdCtx& c, const std::vector<std::string>& arg
                            r->align, size);
       return failed_err(neg(Errno::Inval));
     }
-    // The personality's align: given, kept on a reconfigure in the same mode, else the seed's.
-    uint64_t align = 2 * 1024 * 1024;
-    if (a.align) align = *a.align;
-    else if (target)
-      if (const NdPersonality* p = c.nd.holder_of(*r, *target)) align = p->align;
+    // validate_namespace_options(): the align given; on a reconfigure in the same mode the
+    // namespace's own personality's (PAGE_SIZE when unclaimed); else the seed personality's —
+    // which keeps whatever align a failed create wrote to it (§4.5).
+    const uint64_t align = a.align ? *a.align : default_align(c, *r, target, cfg.mode);
     // Step 7.
     if ((cfg.mode == NdNamespaceConfig::Mode::Fsdax || cfg.mode == NdNamespaceConfig::Mode::Devdax) && size % align) {
       o.err += "  Error: create namespace: " + size_align_hint(size, a.size_text, align, 1) + "\n";
@@ -330,6 +370,8 @@ ToolOutcome ndctl_create_namespace(NdCtx& c, const std::vector<std::string>& arg
     cfg.size = size;
     cfg.uuid = new_uuid(uuid_rng());
     cfg.pfn_uuid = new_uuid(uuid_rng());
+    // The label's name: given, else (reconfigure) the namespace's own.
+    cfg.name = a.name ? *a.name : target ? target->alt_name : std::string();
     std::string ns_name;
     const std::string region_name = r->name;
     // A legacy namespace is already mapped with its memmap in RAM: fsdax --map=mem needs no pfn
@@ -344,16 +386,25 @@ ToolOutcome ndctl_create_namespace(NdCtx& c, const std::vector<std::string>& arg
         return summary(neg(Errno::Busy));
       }
       if (auto d = c.nd.disable_namespace(c.m, tname); !d) return summary(neg(d.error().code));
+      if (!io && target->size == 0) o.err += zeroing_failed("create namespace", tname);
       (void)c.nd.destroy_namespace(c.m, tname);
       ns_name = io ? tname : std::string();
     }
+    if (ns_name.empty()) ns_name = c.nd.idle_namespace(*r);
+    const bool dax_mode = cfg.mode == NdNamespaceConfig::Mode::Devdax || cfg.mode == NdNamespaceConfig::Mode::Fsdax;
+    const std::string personality = cfg.mode == NdNamespaceConfig::Mode::Devdax ? r->dax_seed : r->pfn_seed;
     auto made = c.nd.setup_namespace(c.m, region_name, ns_name, cfg);
     if (!made) {
-      if (made.error().code == Errno::NxIO || made.error().code == Errno::Inval) {
-        o.err += fmt::format("libndctl: ndctl_{}_enable: {}: failed to enable\n",
-                             cfg.mode == NdNamespaceConfig::Mode::Devdax ? "dax" : "pfn", "dax0.0");
-      }
-      return summary(neg(made.error().code));
+      const Errno e = made.error().code;
+      if (!dax_mode || e == Errno::NoSpc || e == Errno::NoDev) return summary(neg(e));
+      // setup_namespace() in ndctl/namespace.c: the bind did not take, libndctl says -ENXIO
+      // whatever the probe's errno; with autorecover the claim is dropped and the
+      // namespace deleted (size 0, the label gone) — namespace_create(), 76.1.
+      o.err += fmt::format("libndctl: ndctl_{}_enable: {}: failed to enable\n",
+                           cfg.mode == NdNamespaceConfig::Mode::Devdax ? "dax" : "pfn", personality);
+      o.err += fmt::format("  Error: {}: failed to enable\n\n", ns_name);
+      if (!reconfig && a.autorecover) (void)c.nd.destroy_namespace(c.m, ns_name);
+      return summary(neg(Errno::NxIO));
     }
     const NdRegion* nr = nullptr;
     const NdNamespace* ns = c.nd.find_namespace(*made, &nr);
@@ -387,27 +438,39 @@ ToolOutcome ndctl_namespace_op(NdCtx& c, const std::vector<std::string>& argv, s
       if (!ns) continue;
       if (op == "destroy") {
         if (ns_active(c.nd, *rr, *ns) && !a.force) {
+          // namespace_prep_reconfig() reports this with error(), not err(): the summary follows.
           o.err += fmt::format("  Error: {} is active, specify --force for re-configuration\n\n", name);
           rc = neg(Errno::Busy);
-          err_counted = true;
           continue;
         }
         if (auto d = c.nd.disable_namespace(c.m, name); !d) {
           rc = neg(d.error().code);
           continue;
         }
+        // namespace_destroy(): a labelled namespace counts once its label is deleted, even an
+        // idle seed whose info block could not be zeroed.
+        const bool labelled = !ns->io;
+        if (labelled && ns->size == 0) {
+          o.err += zeroing_failed("destroy namespace", name);
+          err_counted = true;
+        }
         auto destroyed = c.nd.destroy_namespace(c.m, name);
         if (!destroyed) {
           rc = neg(destroyed.error().code);
           continue;
         }
-        if (*destroyed) ++count;
+        if (*destroyed || labelled) ++count;
       } else if (op == "disable") {
         if (auto d = c.nd.disable_namespace(c.m, name); !d) rc = neg(d.error().code);
         else ++count;
       } else {
-        if (auto e = c.nd.enable_namespace(c.m, name); !e) rc = neg(e.error().code);
-        else ++count;
+        // ndctl_namespace_enable(): a bind that does not take is logged and is -ENXIO.
+        if (auto e = c.nd.enable_namespace(c.m, name); !e) {
+          o.err += fmt::format("libndctl: ndctl_namespace_enable: {}: failed to enable\n", name);
+          rc = neg(Errno::NxIO);
+        } else {
+          ++count;
+        }
       }
     }
   }
@@ -434,7 +497,8 @@ ToolOutcome ndctl_region_op(NdCtx& c, const std::vector<std::string>& argv, bool
     auto res = enable ? c.nd.enable_region(c.m, name) : c.nd.disable_region(c.m, name);
     if (res) ++count;
   }
-  o.err = fmt::format("{} {} region{}\n", enable ? "enabled" : "disabled", count, count > 1 ? "s" : "");
+  // "region" only for exactly one: N = 0 prints "disabled 0 regions" (trace n3).
+  o.err = fmt::format("{} {} region{}\n", enable ? "enabled" : "disabled", count, count == 1 ? "" : "s");
   return o;
 }
 

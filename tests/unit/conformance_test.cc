@@ -39,6 +39,9 @@ constexpr Floor kFloors[] = {
     {"d3_pmem_in_early_section", 4327},
     {"e_kmem", 4729},
     {"f_errors", 7847},
+    {"n1_ndctl_sub_section", 2299},
+    {"n2_ndctl_align", 3973},
+    {"n3_daxctl_devices", 3223},
 };
 
 struct Ran {
@@ -133,6 +136,18 @@ TEST(ConformanceNvdimm, NvdimmScenariosMatch) {
     const std::string text = format_diff(r.diff);
     EXPECT_NE(text.find("step 1 load_modules: /proc/meminfo: DirectMap4k"), std::string::npos) << text;
     EXPECT_NE(text.find("step 1 load_modules: /proc/meminfo: DirectMap2M"), std::string::npos) << text;
+  }
+}
+
+// Scenario: the sequences of ndctl's own tests on the QEMU NVDIMM (n1 sub-section.sh, n2 align.sh,
+// n3 daxctl-devices.sh): sub-section fsdax namespaces, alignments and their refusals, kmem.
+// Expect: every command ran and nothing differs from the oracle.
+TEST(ConformanceNvdimm, NdctlTestSequencesMatchExactly) {
+  for (const std::string_view name : {"n1_ndctl_sub_section", "n2_ndctl_align", "n3_daxctl_devices"}) {
+    const Ran r = run_and_diff(name);
+    EXPECT_TRUE(r.run.unsupported.empty()) << name;
+    EXPECT_TRUE(r.run.trace.completed) << name;
+    EXPECT_EQ(r.diff.mismatched, 0u) << name << "\n" << format_diff(r.diff);
   }
 }
 
