@@ -151,6 +151,9 @@ class Machine {
   // and pages as they were (log lines aside, and the struct pages of a vetoed online, which stay
   // initialised as in 6.1 while their section stays offline). Getters read between operations.
   const MemoryBlockRegistry& memory_blocks() const { return m_blocks; }
+  // The memory block devices whose range meets [range.start, range.last], ascending (what a
+  // driver's range is bound to: ACPI physical nodes, kmem's memblocks).
+  std::vector<BlockId> memory_blocks_in(PhysRange range) const;
   const MemoryGroups& memory_groups() const { return m_groups; }
   const MemoryHotplugConfig& hotplug_config() const { return m_mhp; }
   // totalram_pages(): MemTotal in pages, the sum of every zone's managed pages.

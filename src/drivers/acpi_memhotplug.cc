@@ -7,18 +7,6 @@
 #include <fmt/core.h>
 
 namespace sparsemem {
-namespace {
-
-std::vector<BlockId> blocks_in(const Machine& m, PhysRange range) {
-  std::vector<BlockId> out;
-  const uint64_t bs = m.memory_block_size();
-  if (bs == 0) return out;
-  for (uint64_t id = range.start.value() / bs; id <= range.last.value() / bs; ++id)
-    if (m.memory_blocks().find(BlockId(id))) out.emplace_back(id);
-  return out;
-}
-
-}  // namespace
 
 AcpiMemoryHotplug::AcpiMemoryHotplug(const PlatformDescription& platform) {
   for (const AcpiMemorySlot& s : acpi_memory_slots(platform)) {
@@ -90,7 +78,7 @@ Result<void> AcpiMemoryHotplug::device_add(Machine& m, unsigned slot, PhysRange 
 std::vector<BlockId> AcpiMemoryHotplug::physical_nodes(const Machine& m, unsigned slot) const {
   const AcpiMemoryDeviceState* d = find_slot(slot);
   if (!d || !d->enabled || !d->range) return {};
-  return blocks_in(m, *d->range);
+  return m.memory_blocks_in(*d->range);
 }
 
 Result<void> AcpiMemoryHotplug::eject(Machine& m, unsigned slot) {

@@ -683,13 +683,9 @@ Result<void> Libnvdimm::bind_dax(Machine& m, std::string_view name, DaxDriver dr
 }
 
 std::vector<BlockId> Libnvdimm::dax_memory_blocks(const Machine& m, std::string_view name) const {
-  std::vector<BlockId> out;
   const DevDax* d = find_dax(name);
-  const uint64_t bs = m.memory_block_size();
-  if (!d || !d->kmem_range || bs == 0) return out;
-  for (uint64_t id = d->kmem_range->start.value() / bs; id <= d->kmem_range->last.value() / bs; ++id)
-    if (m.memory_blocks().find(BlockId(id))) out.emplace_back(id);
-  return out;
+  if (!d || !d->kmem_range) return {};
+  return m.memory_blocks_in(*d->kmem_range);
 }
 
 void Libnvdimm::check_invariants(const Machine& m, InvariantReport& report) const {

@@ -185,4 +185,12 @@ Result<void> Machine::restore_online_page_callback(OnlinePageCallback cb) {
   return {};
 }
 
+std::vector<BlockId> Machine::memory_blocks_in(PhysRange range) const {
+  std::vector<BlockId> out;
+  if (m_block_size == 0) return out;
+  for (uint64_t id = range.start.value() / m_block_size; id <= range.last.value() / m_block_size; ++id)
+    if (m_blocks.find(BlockId(id))) out.emplace_back(id);
+  return out;
+}
+
 }  // namespace sparsemem
