@@ -17,5 +17,6 @@ void register_boot(CLI::App& app), register_map(CLI::App& app);  // sparsemem bo
 void register_run(CLI::App& app);   // sparsemem run SCENARIO [--trace OUT] [--arch] [--behaviour]
 void register_sysfs(CLI::App& app);  // sparsemem sysfs export DIR (machine options)
 void register_shell(CLI::App& app);  // sparsemem shell [--scenario FILE | --qemu ... --append ...]
+void register_demo(CLI::App& app);   // sparsemem demo [--color=WHEN] [--no-pse]
 
 }  // namespace sparsemem::cli

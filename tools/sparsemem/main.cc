@@ -15,6 +15,7 @@ constexpr Register kCommands[] = {
     sparsemem::cli::register_run,
     sparsemem::cli::register_sysfs,
     sparsemem::cli::register_shell,
+    sparsemem::cli::register_demo,
 };
 
 }  // namespace
