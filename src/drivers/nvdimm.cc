@@ -355,7 +355,10 @@ Result<void> Libnvdimm::probe_personality(Machine& m, NdRegion& r, NdPersonality
   d->altmap = altmap;
   d->has_altmap = p.mode == PfnMode::Pmem;
   m_dax.push_back(std::move(d));
-  if (loaded(NdModule::DeviceDax)) (void)bind_device_dax(m, *m_dax.back());
+  // device_dax binds in the same probe chain; an oops there (seed 004's memmap-init fault) is the
+  // caller's too. Other failures leave the dax device unbound, as a failed probe does.
+  if (loaded(NdModule::DeviceDax))
+    if (auto b = bind_device_dax(m, *m_dax.back()); !b && b.error().code == Errno::Fault) return b;
   return {};
 }
 
@@ -575,6 +578,8 @@ Result<std::string> Libnvdimm::setup_namespace(Machine& m, std::string_view regi
   ns->holder = p->name;
   if (auto ok = probe_personality(m, *r, *p); !ok) {
     // The claim is dropped; the seed keeps the align it was given (ndctl's later creates see it).
+    // A probe that got as far as binding (dax_pmem before device_dax faulted) is undone first.
+    teardown_personality(m, *r, *p);
     m_info_blocks.erase(ns->start.value());
     ns->holder.clear();
     p->ns.clear();

@@ -396,6 +396,13 @@ ToolOutcome ndctl_create_namespace(NdCtx& c, const std::vector<std::string>& arg
     auto made = c.nd.setup_namespace(c.m, region_name, ns_name, cfg);
     if (!made) {
       const Errno e = made.error().code;
+      // An oops in the kernel (seed 004's memmap-init fault) kills the task that wrote to sysfs
+      // (oops_end() with SIGKILL): the shell reports it, nothing else is printed.
+      if (e == Errno::Fault) {
+        o.err = "Killed\n";
+        o.rc = 128 + 9;
+        return o;
+      }
       if (!dax_mode || e == Errno::NoSpc || e == Errno::NoDev) return summary(neg(e));
       // setup_namespace() in ndctl/namespace.c: the bind did not take, libndctl says -ENXIO
       // whatever the probe's errno; with autorecover the claim is dropped and the

@@ -93,10 +93,14 @@ TEST(Seed004Scenario, legacy_with_pse_walker_reads_the_fd_pattern) {
 
 // Scenario: seed004-legacy without PSE ("-cpu qemu64,pse=off", as the thread reproduced it): the
 // removed sub-sections' vmemmap PTEs are gone and the re-add skips populating an early section.
-// Expect: memmap init faults on the first descriptor write and the kernel's BUG line is logged.
+// Expect: memmap init faults on the first descriptor write, the kernel's BUG line is logged and
+// the oops kills the ndctl that wrote to sysfs (the shell's "Killed", status 137).
 TEST(Seed004Scenario, legacy_without_pse_faults_in_memmap_init) {
   const RunResult r = run_d3("seed004-legacy", false);
   EXPECT_TRUE(dmesg_has(r, "BUG: unable to handle page fault for address: ffffea0005100080"));
+  const CommandRecord& c = step(r, "devdax_whole").commands.at(0);
+  EXPECT_EQ(c.rc.value_or(0), 137);
+  EXPECT_EQ(c.err.value_or(""), "Killed");
 }
 
 }  // namespace
