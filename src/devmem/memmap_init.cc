@@ -2,6 +2,7 @@
 // writes descriptors through Vmemmap's checked path only. Callers hold the hotplug lock or own the range.
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include "sparsemem/pagemap.h"
 
@@ -29,7 +30,10 @@ Page zone_device_template(unsigned nid, const DevPagemap& pgmap, const Behaviour
 // Stores `value` into the descriptors of [start, start + n), one vmemmap page at a time through
 // the checked path: -EFAULT (with the oops text of the first descriptor of an unmapped vmemmap
 // page) stops it there, as the kernel's first faulting store would.
-Result<void> store_descriptors(Vmemmap& vmemmap, Pfn start, uint64_t n, const Page& value) {
+Result<void> store_descriptors(Vmemmap& vmemmap, Pfn start, uint64_t n, const Page& template_page) {
+  // A local copy: the stores below could alias a referenced template, which would make the
+  // compiler reload all 64 bytes for every descriptor (a third slower than memset).
+  const Page value = template_page;
   const uint64_t per_page = vmemmap.arch().page_size() / STRUCT_PAGE_SIZE;
   uint64_t done = 0;
   while (done < n) {
@@ -37,7 +41,14 @@ Result<void> store_descriptors(Vmemmap& vmemmap, Pfn start, uint64_t n, const Pa
     const uint64_t in_page = per_page - ((vmemmap.page_addr(pfn).value() / STRUCT_PAGE_SIZE) & (per_page - 1));
     const uint64_t run = std::min(in_page, n - done);
     SPM_TRY_ASSIGN(Page * first, vmemmap.writable_page(pfn));
-    for (uint64_t i = 0; i < run; ++i) first[i] = value;
+    // One store, then doubling copies: memcpy's wide stores reach memset's speed, which a
+    // 64-byte structure assignment per descriptor (16-byte moves without AVX) does not.
+    first[0] = value;
+    for (uint64_t have = 1; have < run;) {
+      const uint64_t take = std::min(have, run - have);
+      std::memcpy(static_cast<void*>(first + have), static_cast<const void*>(first), take * sizeof(Page));
+      have += take;
+    }
     done += run;
   }
   return {};
