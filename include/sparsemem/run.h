@@ -9,6 +9,7 @@
 #include "sparsemem/arch.h"
 #include "sparsemem/behaviour.h"
 #include "sparsemem/machine.h"
+#include "sparsemem/pagemap.h"
 #include "sparsemem/result.h"
 #include "sparsemem/scenario.h"
 #include "sparsemem/trace.h"
@@ -22,7 +23,23 @@ struct RunOptions {
   // The guest kernel's release as `uname -r` and `modprobe` print it, and the host kernel the
   // oracle's QEMU command line names (-kernel /boot/vmlinuz-<release>).
   std::string kernel_release = "6.1.0-56-amd64";
+  // The guest kernel's build switches (MachineConfig::kernel). Default: Debian's 6.1 amd64, whose
+  // kernel has no CONFIG_DEVICE_PRIVATE and no test_hmm module. parse_kconfig() reads the
+  // `--kconfig` text of `sparsemem run/shell/boot/map`. Not part of the scenario file (the oracle
+  // boots Debian's kernel, whose config a scenario cannot change) and not recorded in the trace
+  // beyond its qemu_version text, which names the options that differ from Debian's.
+  KernelConfig kernel = kDebianAmd64Config;
 };
+
+// Reads Kconfig assignments, separated by commas or whitespace: CONFIG_DEVICE_PRIVATE=y|n,
+// CONFIG_TEST_HMM=y|m|n, CONFIG_PCI_P2PDMA=y|n, CONFIG_FS_DAX_LIMITED=y|n,
+// CONFIG_DEFERRED_STRUCT_PAGE_INIT=y|n, applied in order over `base`.
+// Return: -EINVAL naming the first unknown option or value, or CONFIG_TEST_HMM set without
+// CONFIG_DEVICE_PRIVATE (lib/Kconfig.debug: TEST_HMM depends on DEVICE_PRIVATE).
+Result<KernelConfig> parse_kconfig(std::string_view text, KernelConfig base = kDebianAmd64Config);
+// The options of `c` that differ from Debian's, as parse_kconfig() reads them
+// ("CONFIG_DEVICE_PRIVATE=y,CONFIG_TEST_HMM=y"); empty for Debian's config.
+std::string kconfig_text(const KernelConfig& c);
 
 // What one step did, for a one-line summary.
 struct RunStepSummary {

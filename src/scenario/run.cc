@@ -105,6 +105,7 @@ std::vector<std::string> check_step(const Simulation& s) {
   InvariantReport report = s.machine->check();
   s.acpi.check_invariants(report);
   s.nd.check_invariants(*s.machine, report);
+  if (s.test_hmm) s.test_hmm->check_invariants(report);
   std::vector<std::string> out;
   for (const Violation& v : report.violations()) out.push_back(v.id + ": " + v.detail);
   return out;
@@ -259,6 +260,7 @@ Result<std::unique_ptr<ScenarioSession>> ScenarioSession::start(Scenario sc, Run
   t.scenario_source = im.sc.source;
   t.kernel = im.opts.kernel_release;
   t.qemu_version = fmt::format("sparsemem platform model (QEMU 7.2 machines), behaviour {}", im.opts.behaviour.name);
+  if (const std::string k = kconfig_text(im.opts.kernel); !k.empty()) t.qemu_version += ", kconfig " + k;
   t.qemu_cmdline = im.sc.oracle_qemu_cmdline(im.opts.kernel_release);
   t.timing = OrderedJson{{"total_s", 0.0}, {"qemu_s", 0.0}};
 
@@ -270,7 +272,10 @@ Result<std::unique_ptr<ScenarioSession>> ScenarioSession::start(Scenario sc, Run
     im.record_refused_start(platform.error());
     return session;
   }
-  auto booted = Machine::boot(*platform, im.opts.behaviour);
+  auto config = Machine::config_from_platform(*platform, im.opts.behaviour);
+  if (!config) return fail(config.error().code, "the model cannot boot this platform: " + config.error().message);
+  config->kernel = im.opts.kernel;
+  auto booted = Machine::boot(std::move(*config));
   if (!booted) return fail(booted.error().code, "the model cannot boot this platform: " + booted.error().message);
   im.s = std::make_unique<Simulation>(im.sc, im.opts, std::move(*platform), std::move(*booted));
   im.boot_step();
@@ -343,6 +348,59 @@ RunResult ScenarioSession::finish() {
   if (!t.completed) t.console_tail = std::vector<std::string>{};
   t.timing = OrderedJson{{"total_s", std::round(s.uptime * 100) / 100}, {"qemu_s", std::round(s.uptime * 100) / 100}};
   return std::move(im.result);
+}
+
+namespace {
+
+struct KconfigOption {
+  std::string_view name;
+  bool KernelConfig::*field;
+  bool tristate;
+};
+constexpr KconfigOption kKconfigOptions[] = {
+    {"CONFIG_DEVICE_PRIVATE", &KernelConfig::device_private, false},
+    {"CONFIG_TEST_HMM", &KernelConfig::test_hmm, true},
+    {"CONFIG_PCI_P2PDMA", &KernelConfig::pci_p2pdma, false},
+    {"CONFIG_FS_DAX_LIMITED", &KernelConfig::fs_dax_limited, false},
+    {"CONFIG_DEFERRED_STRUCT_PAGE_INIT", &KernelConfig::deferred_struct_page_init, false},
+};
+
+}  // namespace
+
+Result<KernelConfig> parse_kconfig(std::string_view text, KernelConfig base) {
+  KernelConfig c = base;
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t end = text.find_first_of(", \t\n", i);
+    const std::string_view word = text.substr(i, end == std::string_view::npos ? std::string_view::npos : end - i);
+    i = end == std::string_view::npos ? text.size() : end + 1;
+    if (word.empty()) continue;
+    const size_t eq = word.find('=');
+    if (eq == std::string_view::npos) return fail(Errno::Inval, fmt::format("kconfig: '{}' is not CONFIG_NAME=VALUE", word));
+    const std::string_view name = word.substr(0, eq), value = word.substr(eq + 1);
+    const KconfigOption* opt = nullptr;
+    for (const KconfigOption& o : kKconfigOptions)
+      if (o.name == name) opt = &o;
+    if (!opt) {
+      std::string known;
+      for (const KconfigOption& o : kKconfigOptions) known += (known.empty() ? "" : ", ") + std::string(o.name);
+      return fail(Errno::Inval, fmt::format("kconfig: unknown option {} (known: {})", name, known));
+    }
+    if (value == "y" || (value == "m" && opt->tristate)) c.*(opt->field) = true;
+    else if (value == "n") c.*(opt->field) = false;
+    else return fail(Errno::Inval, fmt::format("kconfig: {}={} (values: y, {}n)", name, value, opt->tristate ? "m, " : ""));
+  }
+  if (c.test_hmm && !c.device_private)
+    return fail(Errno::Inval, "kconfig: CONFIG_TEST_HMM depends on CONFIG_DEVICE_PRIVATE");
+  return c;
+}
+
+std::string kconfig_text(const KernelConfig& c) {
+  std::string out;
+  for (const KconfigOption& o : kKconfigOptions)
+    if (c.*(o.field) != kDebianAmd64Config.*(o.field))
+      out += fmt::format("{}{}={}", out.empty() ? "" : ",", o.name, c.*(o.field) ? "y" : "n");
+  return out;
 }
 
 Result<RunResult> run_scenario(const Scenario& sc, const RunOptions& opts) {

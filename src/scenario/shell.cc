@@ -687,16 +687,27 @@ class Shell {
     }
     std::string name = names[0];
     std::replace(name.begin(), name.end(), '-', '_');
-    if (!contains(kKnownModules, name)) {
+    // lib/test_hmm.ko exists only in a kernel built with CONFIG_TEST_HMM (`--kconfig`); Debian's has none.
+    const bool known = contains(kKnownModules, name) || (name == "test_hmm" && machine().kernel_config().test_hmm);
+    if (!known) {
       io.err += fmt::format("modprobe: FATAL: Module {} not found in directory /lib/modules/{}\n", names[0],
                             m_sim.options.kernel_release);
       return 1;
     }
     if (remove) return unload(name, io, "modprobe -r");
-    return load(name);
+    return load(name, io);
   }
 
-  int load(const std::string& name) {
+  int load(const std::string& name, Io& io) {
+    if (name == "test_hmm" && !m_sim.test_hmm) {
+      auto d = TestHmm::load(machine());
+      if (!d) {
+        // kmod's insmod failure: init_module's errno (hmm_dmirror_init's return).
+        io.err += fmt::format("modprobe: ERROR: could not insert 'test_hmm': {}\n", errno_text(d.error().code));
+        return 1;
+      }
+      m_sim.test_hmm = std::move(*d);
+    }
     if (name == "memory_notifier_error_inject" && !m_sim.notifier_inject_loaded) {
       if (auto r = machine().load_memory_notifier_error_inject(); !r && r.error().code != Errno::Exist)
         return unsupported("memory_notifier_error_inject: " + r.error().message);
@@ -722,6 +733,11 @@ class Shell {
     }
     if (name == "memory_notifier_error_inject")
       return unsupported("unloading memory_notifier_error_inject (the machine has no unregister for it)");
+    if (name == "test_hmm" && m_sim.test_hmm) {
+      // hmm_dmirror_exit: every chunk is unmapped and its iomem region released.
+      m_sim.test_hmm->unload();
+      m_sim.test_hmm.reset();
+    }
     m_sim.loaded_modules.erase(name);
     return 0;
   }

@@ -15,6 +15,7 @@
 #include "sparsemem/platform.h"
 #include "sparsemem/run.h"
 #include "sparsemem/scenario.h"
+#include "sparsemem/test_hmm.h"
 #include "sparsemem/vfs.h"
 #include "sparsemem/views.h"
 
@@ -56,6 +57,9 @@ class Simulation {
   Libnvdimm nd;  // libnvdimm and the dax bus (NVDIMMs, e820 pmem)
   std::optional<VirtualFs> fs;
   ZonelistLog zonelists;
+  // modprobe test_hmm (CONFIG_TEST_HMM): the hmm_dmirror devices. Declared after `machine`, so it is
+  // destroyed (unloaded) before the machine.
+  std::unique_ptr<TestHmm> test_hmm;
 
   std::set<std::string> loaded_modules;
   bool notifier_inject_loaded = false;

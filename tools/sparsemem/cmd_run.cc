@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include "commands.h"
+#include "machine_args.h"
 #include "progress.h"
 #include "sparsemem/run.h"
 #include "sparsemem/trace.h"
@@ -14,7 +15,7 @@ namespace sparsemem::cli {
 
 void register_run(CLI::App& app) {
   struct Args {
-    std::string scenario, trace, arch, behaviour = "linux-6.1";
+    std::string scenario, trace, arch, behaviour = "linux-6.1", kconfig;
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand(
@@ -25,6 +26,7 @@ void register_run(CLI::App& app) {
   sub->add_option("--trace", args->trace, "write the trace (JSON) here");
   sub->add_option("--arch", args->arch, "architecture profile (default: the QEMU machine's)");
   sub->add_option("--behaviour", args->behaviour, "kernel behaviour")->default_str("linux-6.1");
+  sub->add_option("--kconfig", args->kconfig, kKconfigHelp);
   sub->callback([args] {
     auto sc = load_scenario(args->scenario);
     if (!sc) {
@@ -45,6 +47,7 @@ void register_run(CLI::App& app) {
       throw CLI::RuntimeError(kExitBadInput);
     }
     opts.behaviour = *b;
+    opts.kernel = kconfig_from_arg(args->kconfig, "run");
     // Step by step, so that a long scenario shows how far it has got.
     Progress progress;
     std::vector<ScenarioStep> steps = std::move(sc->steps);

@@ -14,6 +14,7 @@
 #include <readline/readline.h>
 
 #include "commands.h"
+#include "machine_args.h"
 #include "sparsemem/run.h"
 #include "sparsemem/scenario.h"
 #include "sparsemem/trace.h"
@@ -102,7 +103,7 @@ void print_step(const TraceStep& step, const RunResult& so_far, size_t unsupport
 
 void register_shell(CLI::App& app) {
   struct Args {
-    std::string scenario, qemu, append, trace;
+    std::string scenario, qemu, append, trace, kconfig;
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand(
@@ -113,7 +114,10 @@ void register_shell(CLI::App& app) {
   sub->add_option("--qemu", args->qemu, "QEMU memory options (default: the oracle's pc machine)")->excludes(from);
   sub->add_option("--append", args->append, "kernel command-line additions")->excludes(from);
   sub->add_option("--trace", args->trace, "on exit, write the session's trace (JSON, the oracle's layout) here");
+  sub->add_option("--kconfig", args->kconfig, kKconfigHelp);
   sub->callback([args] {
+    RunOptions opts;
+    opts.kernel = kconfig_from_arg(args->kconfig, "shell");
     std::string text;
     std::string path = "shell.scn";
     if (!args->scenario.empty()) {
@@ -137,7 +141,7 @@ void register_shell(CLI::App& app) {
       std::cerr << "sparsemem shell: " << sc.error().message << "\n";
       throw CLI::RuntimeError(kExitBadInput);
     }
-    auto started = ScenarioSession::start(*sc);
+    auto started = ScenarioSession::start(*sc, opts);
     if (!started) {
       std::cerr << "sparsemem shell: " << started.error().message << "\n";
       throw CLI::RuntimeError(kExitBadInput);

@@ -54,6 +54,13 @@ void add_machine_options(CLI::App* sub, MachineArgs& args) {
   sub->add_option("--append", args.append, "kernel command-line arguments added after the oracle's base line");
   sub->add_option("--map-file", args.map_file, "plain memory map file (ram/nomap/reserved/pmem/hotplug lines)")
       ->excludes(sub->get_option("--qemu"));
+  sub->add_option("--kconfig", args.kconfig, kKconfigHelp);
+}
+
+KernelConfig kconfig_from_arg(const std::string& text, std::string_view cmd) {
+  auto k = parse_kconfig(text);
+  if (!k) bad_input(cmd, "--kconfig: " + k.error().message);
+  return *k;
 }
 
 BootedMachine boot_from_args(const MachineArgs& args, std::string_view cmd) {
@@ -64,6 +71,7 @@ BootedMachine boot_from_args(const MachineArgs& args, std::string_view cmd) {
   }
   const Behaviour* behaviour = find_behaviour(args.behaviour);
   if (!behaviour) bad_input(cmd, "unknown --behaviour '" + args.behaviour + "' (known: " + names_of_behaviours() + ")");
+  const KernelConfig kernel = kconfig_from_arg(args.kconfig, cmd);
   std::string cmdline(kOracleBaseAppend);
   if (!args.append.empty()) cmdline += " " + args.append;
 
@@ -102,9 +110,14 @@ BootedMachine boot_from_args(const MachineArgs& args, std::string_view cmd) {
     }
   }
   if (!platform) bad_input(cmd, platform.error().message);
-  out.description += " (" + std::string(platform->arch->name) + ", " + std::string(behaviour->name) + ")";
+  const std::string k = kconfig_text(kernel);
+  out.description += " (" + std::string(platform->arch->name) + ", " + std::string(behaviour->name) +
+                     (k.empty() ? "" : ", " + k) + ")";
   out.warnings = platform->warnings;
-  auto m = Machine::boot(*platform, *behaviour);
+  auto config = Machine::config_from_platform(*platform, *behaviour);
+  if (!config) bad_input(cmd, "boot failed: " + config.error().message);
+  config->kernel = kernel;
+  auto m = Machine::boot(std::move(*config));
   if (!m) bad_input(cmd, "boot failed: " + m.error().message);
   out.machine = std::move(*m);
   out.platform = std::move(*platform);
@@ -128,6 +141,7 @@ std::unique_ptr<ScenarioSession> run_scenario_steps(const std::string& file, std
   const Behaviour* behaviour = find_behaviour(args.behaviour);
   if (!behaviour) bad_input(cmd, "unknown --behaviour '" + args.behaviour + "' (known: " + names_of_behaviours() + ")");
   opts.behaviour = *behaviour;
+  opts.kernel = kconfig_from_arg(args.kconfig, cmd);
   auto session = ScenarioSession::start(std::move(*sc), opts);
   if (!session) bad_input(cmd, session.error().message);
   if (!(*session)->booted()) bad_input(cmd, "QEMU refuses this scenario's machine");
