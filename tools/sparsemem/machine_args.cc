@@ -59,7 +59,7 @@ void add_machine_options(CLI::App* sub, MachineArgs& args) {
 
 KernelConfig kconfig_from_arg(const std::string& text, std::string_view cmd) {
   auto k = parse_kconfig(text);
-  if (!k) bad_input(cmd, "--kconfig: " + k.error().message);
+  if (!k) bad_input(cmd, "--" + k.error().message);  // "--kconfig: ..."
   return *k;
 }
 
