@@ -218,6 +218,9 @@ class Vmemmap {
   Result<Page> read_page_at(uint64_t kaddr) const;
   // Checked write access for the model's own initialisation routines; -EFAULT when unmapped.
   Result<Page*> writable_page(Pfn pfn);
+  // The same for a run: the descriptors from pfn that one mapping covers (to the end of its
+  // vmemmap page, or of its 2 MiB PMD when huge), at most max_pages; -EFAULT when unmapped.
+  Result<std::span<Page>> writable_run(Pfn pfn, uint64_t max_pages);
 
   // -- deferred struct page init (DeferredSectionRun above) --
   // Records the pending runs. Requires: called at most once, during boot before any other thread

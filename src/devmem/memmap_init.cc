@@ -1,6 +1,10 @@
 // ZONE_DEVICE memmap initialisation of Linux 6.1 (memmap_init_zone_device, and memmap_init_range for an altmap area):
 // writes descriptors through Vmemmap's checked path only. Callers hold the hotplug lock or own the range.
 #include <algorithm>
+#include <array>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <chrono>
 #include <cstring>
 
@@ -27,32 +31,49 @@ Page zone_device_template(unsigned nid, const DevPagemap& pgmap, const Behaviour
   return t;
 }
 
-// Stores `value` into the descriptors of [start, start + n), one vmemmap page at a time through
+// Stores the template into the descriptors of [start, start + n), one mapped run at a time through
 // the checked path: -EFAULT (with the oops text of the first descriptor of an unmapped vmemmap
 // page) stops it there, as the kernel's first faulting store would.
 Result<void> store_descriptors(Vmemmap& vmemmap, Pfn start, uint64_t n, const Page& template_page) {
-  // A local copy: the stores below could alias a referenced template, which would make the
-  // compiler reload all 64 bytes for every descriptor (a third slower than memset).
-  const Page value = template_page;
-  const uint64_t per_page = vmemmap.arch().page_size() / STRUCT_PAGE_SIZE;
+  static_assert(sizeof(Page) == 64);
+#if defined(__SSE2__)
+  // Non-temporal 16-byte stores of a template held in registers: a device range's memmap is
+  // written once and not read back soon, so skipping the read-for-ownership of each line is what
+  // lets the model keep up with memset (which streams large buffers the same way).
+  __m128i t[4];
+  std::memcpy(static_cast<void*>(t), static_cast<const void*>(&template_page), sizeof(Page));
+#endif
   uint64_t done = 0;
   while (done < n) {
-    const Pfn pfn = start + NrPages(done);
-    const uint64_t in_page = per_page - ((vmemmap.page_addr(pfn).value() / STRUCT_PAGE_SIZE) & (per_page - 1));
-    const uint64_t run = std::min(in_page, n - done);
-    SPM_TRY_ASSIGN(Page * first, vmemmap.writable_page(pfn));
-    // One store, then doubling copies: memcpy's wide stores reach memset's speed, which a
-    // 64-byte structure assignment per descriptor (16-byte moves without AVX) does not.
-    first[0] = value;
-    for (uint64_t have = 1; have < run;) {
-      const uint64_t take = std::min(have, run - have);
-      std::memcpy(static_cast<void*>(first + have), static_cast<const void*>(first), take * sizeof(Page));
-      have += take;
+    SPM_TRY_ASSIGN(const std::span<Page> run, vmemmap.writable_run(start + NrPages(done), n - done));
+#if defined(__SSE2__)
+    auto* out = reinterpret_cast<__m128i*>(run.data());
+    for (size_t i = 0; i < run.size(); ++i, out += 4) {
+      _mm_stream_si128(out, t[0]);
+      _mm_stream_si128(out + 1, t[1]);
+      _mm_stream_si128(out + 2, t[2]);
+      _mm_stream_si128(out + 3, t[3]);
     }
-    done += run;
+#else
+    std::fill(run.begin(), run.end(), template_page);
+#endif
+    done += run.size();
   }
   return {};
 }
+
+// The streamed stores are ordered before whatever publishes the range (once per initialisation:
+// a fence per store_descriptors call would wait for every small run to drain).
+void store_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+// Fences on every exit of an initialisation, error paths included.
+struct StoreFence {
+  ~StoreFence() { store_fence(); }
+};
 
 // prep_compound_head(): the compound metadata lives in the first tail page.
 void prep_compound_head(Page& first_tail, unsigned order) {
@@ -88,6 +109,7 @@ Result<void> memmap_init_zone_device(Vmemmap& vmemmap, SectionTable& sections, c
   const Pfn start = pgmap.pfn_first(arch, range);
   const Pfn end = pgmap.range_end_pfn(arch, range);
   if (start >= end) return {};
+  const StoreFence fence;
   const auto t0 = std::chrono::steady_clock::now();
   const NrPages per_compound = pgmap.vmemmap_nr();
   const unsigned order = pgmap.vmemmap_shift;
@@ -113,13 +135,13 @@ Result<void> memmap_init_zone_device(Vmemmap& vmemmap, SectionTable& sections, c
       Page tail = base;
       tail.compound_head = vmemmap.page_addr(head).value() | 1;  // prep_compound_tail()
       tail.refcount = 0;
-      SPM_TRY(store_descriptors(vmemmap, head + NrPages(1), k - 1, tail));
       // 6.1 writes the first tail's compound metadata once the second tail is initialised, so
-      // an order-1 page (no second tail) never gets it.
-      if (k > 2) {
-        SPM_TRY_ASSIGN(Page * first_tail, vmemmap.writable_page(head + NrPages(1)));
-        prep_compound_head(*first_tail, order);
-      }
+      // an order-1 page (no second tail) never gets it. Written here in its final form, so the
+      // streamed stores are never read back.
+      Page first_tail = tail;
+      if (k > 2) prep_compound_head(first_tail, order);
+      if (k > 1) SPM_TRY(store_descriptors(vmemmap, head + NrPages(1), 1, first_tail));
+      if (k > 2) SPM_TRY(store_descriptors(vmemmap, head + NrPages(2), k - 2, tail));
     }
   }
   // Every pageblock of the range is MOVABLE, whether or not its descriptors were written.

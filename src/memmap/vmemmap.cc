@@ -821,6 +821,19 @@ Result<Page*> Vmemmap::writable_page(Pfn pfn) {
   return reinterpret_cast<Page*>(m_impl->host(*c, kaddr));
 }
 
+Result<std::span<Page>> Vmemmap::writable_run(Pfn pfn, uint64_t max_pages) {
+  const uint64_t kaddr = page_addr(pfn).value();
+  const Chunk* c = m_impl->chunks.find(kaddr);
+  if (!c || !m_impl->mapped_at(*c, kaddr)) return fail(Errno::Fault, oops_text(m_arch, kaddr));
+  // A huge PMD maps its whole 2 MiB at once; a base mapping only its own page.
+  const bool huge = kind_of(c->pmd(m_impl->pmd_index(*c, kaddr)).load(std::memory_order_acquire)) == Kind::Huge;
+  const uint64_t span = huge ? m_impl->pmd_size() : m_impl->page_size();
+  const uint64_t left = (span - (kaddr - c->kernel_base()) % span) / STRUCT_PAGE_SIZE;
+  const uint64_t n = std::min(left, max_pages);
+  deferred_init_range(pfn, NrPages(n));
+  return std::span<Page>(reinterpret_cast<Page*>(m_impl->host(*c, kaddr)), n);
+}
+
 VmemmapMapKind Vmemmap::mapping_of(Pfn pfn) const {
   const uint64_t kaddr = page_addr(pfn).value();
   const Chunk* c = m_impl->chunks.find(kaddr);
