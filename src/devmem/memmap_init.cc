@@ -31,35 +31,62 @@ Page zone_device_template(unsigned nid, const DevPagemap& pgmap, const Behaviour
   return t;
 }
 
-// Stores the template into the descriptors of [start, start + n), one mapped run at a time through
-// the checked path: -EFAULT (with the oops text of the first descriptor of an unmapped vmemmap
-// page) stops it there, as the kernel's first faulting store would.
-Result<void> store_descriptors(Vmemmap& vmemmap, Pfn start, uint64_t n, const Page& template_page) {
-  static_assert(sizeof(Page) == 64);
+// Descriptor stores. Non-temporal 16-byte stores of a template held in registers: a device
+// range's memmap is written once and not read back soon, so skipping the read-for-ownership of
+// each line is what lets the model keep up with memset (which streams large buffers the same way).
+class DescriptorStore {
+ public:
+  explicit DescriptorStore(const Page& p) {
+    static_assert(sizeof(Page) == 64);
 #if defined(__SSE2__)
-  // Non-temporal 16-byte stores of a template held in registers: a device range's memmap is
-  // written once and not read back soon, so skipping the read-for-ownership of each line is what
-  // lets the model keep up with memset (which streams large buffers the same way).
-  __m128i t[4];
-  std::memcpy(static_cast<void*>(t), static_cast<const void*>(&template_page), sizeof(Page));
+    std::memcpy(static_cast<void*>(m_t), static_cast<const void*>(&p), sizeof(Page));
+#else
+    m_page = p;
 #endif
+  }
+  void fill(Page* dst, uint64_t n) const {
+#if defined(__SSE2__)
+    auto* out = reinterpret_cast<__m128i*>(dst);
+    for (uint64_t i = 0; i < n; ++i, out += 4) {
+      _mm_stream_si128(out, m_t[0]);
+      _mm_stream_si128(out + 1, m_t[1]);
+      _mm_stream_si128(out + 2, m_t[2]);
+      _mm_stream_si128(out + 3, m_t[3]);
+    }
+#else
+    std::fill(dst, dst + n, m_page);
+#endif
+  }
+
+ private:
+#if defined(__SSE2__)
+  __m128i m_t[4];
+#else
+  Page m_page;
+#endif
+};
+
+// Writes the descriptors of [start, start + n), one mapped run at a time through the checked
+// path: stores[0] for the first, stores[1] for the second, stores[2] for the rest (a compound
+// unit's head, first tail and tails; all three the same for base pages). -EFAULT (with the oops
+// text of the first descriptor of an unmapped vmemmap page) stops it there, as the kernel's first
+// faulting store would.
+Result<void> store_descriptors(Vmemmap& vmemmap, Pfn start, uint64_t n, const DescriptorStore* const (&stores)[3]) {
   uint64_t done = 0;
   while (done < n) {
     SPM_TRY_ASSIGN(const std::span<Page> run, vmemmap.writable_run(start + NrPages(done), n - done));
-#if defined(__SSE2__)
-    auto* out = reinterpret_cast<__m128i*>(run.data());
-    for (size_t i = 0; i < run.size(); ++i, out += 4) {
-      _mm_stream_si128(out, t[0]);
-      _mm_stream_si128(out + 1, t[1]);
-      _mm_stream_si128(out + 2, t[2]);
-      _mm_stream_si128(out + 3, t[3]);
-    }
-#else
-    std::fill(run.begin(), run.end(), template_page);
-#endif
+    uint64_t i = 0;
+    for (; i < run.size() && done + i < 2; ++i) stores[done + i]->fill(run.data() + i, 1);
+    stores[2]->fill(run.data() + i, run.size() - i);
     done += run.size();
   }
   return {};
+}
+
+Result<void> store_descriptors(Vmemmap& vmemmap, Pfn start, uint64_t n, const Page& value) {
+  const DescriptorStore st(value);
+  const DescriptorStore* const stores[3] = {&st, &st, &st};
+  return store_descriptors(vmemmap, start, n, stores);
 }
 
 // The streamed stores are ordered before whatever publishes the range (once per initialisation:
@@ -131,7 +158,6 @@ Result<void> memmap_init_zone_device(Vmemmap& vmemmap, SectionTable& sections, c
       if (may_dedup && vmemmap.origin_of(head + NrPages(unique)) == VmemmapOrigin::Shared &&
           vmemmap.descriptor_mapped(head + NrPages(unique)))
         k = unique;
-      SPM_TRY(store_descriptors(vmemmap, head, 1, head_tmpl));
       Page tail = base;
       tail.compound_head = vmemmap.page_addr(head).value() | 1;  // prep_compound_tail()
       tail.refcount = 0;
@@ -140,8 +166,9 @@ Result<void> memmap_init_zone_device(Vmemmap& vmemmap, SectionTable& sections, c
       // streamed stores are never read back.
       Page first_tail = tail;
       if (k > 2) prep_compound_head(first_tail, order);
-      if (k > 1) SPM_TRY(store_descriptors(vmemmap, head + NrPages(1), 1, first_tail));
-      if (k > 2) SPM_TRY(store_descriptors(vmemmap, head + NrPages(2), k - 2, tail));
+      const DescriptorStore h(head_tmpl), f(first_tail), t(tail);
+      const DescriptorStore* const stores[3] = {&h, &f, &t};
+      SPM_TRY(store_descriptors(vmemmap, head, k, stores));
     }
   }
   // Every pageblock of the range is MOVABLE, whether or not its descriptors were written.
