@@ -48,6 +48,10 @@ class AcpiMemoryHotplug {
   // Return: also -ENOENT for a slot without a device.
   Result<void> device_add(Machine& machine, unsigned slot, PhysRange range, unsigned node);
 
+  // Boot enumeration: device_add() for every cold-plugged DIMM of the platform, in realize order.
+  // Return: the first error; later DIMMs are still added (each device binds on its own).
+  Result<void> add_cold_plugged(Machine& machine, const PlatformDescription& platform);
+
   // Ejection (acpi_scan_hot_remove(): the eject file, or QEMU's eject request). Offlines every
   // memory block bound to the device in two passes as acpi_scan_try_to_offline() does; when a
   // block refuses, onlines again the blocks it offlined (movable ones as online_movable, others as

@@ -42,6 +42,14 @@ bool AcpiMemoryHotplug::memmap_on_memory_applies(const Machine& m, uint64_t size
          vmemmap_bytes % arch.pmd_size() == 0 && (size - vmemmap_bytes) % pageblock_bytes == 0;
 }
 
+Result<void> AcpiMemoryHotplug::add_cold_plugged(Machine& m, const PlatformDescription& platform) {
+  Result<void> first{};
+  for (const MemoryDevice& d : platform.memory_devices)
+    if (d.kind == MemoryDeviceKind::Dimm && !d.hotplugged)
+      if (auto r = device_add(m, d.slot, d.range(), d.node); !r && first) first = r;
+  return first;
+}
+
 Result<void> AcpiMemoryHotplug::device_add(Machine& m, unsigned slot, PhysRange range, unsigned node) {
   AcpiMemoryDeviceState* d = find_slot_mut(slot);
   if (!d) return fail(Errno::NoEnt, fmt::format("no ACPI memory device for slot {}", slot));

@@ -216,8 +216,7 @@ struct ScenarioSession::Impl {
     }
     s->zonelists.attach(*s->machine);
     // acpi_memhotplug at boot: every cold-plugged DIMM's PNP0C80 device is present and added.
-    for (const MemoryDevice& d : s->platform.memory_devices)
-      if (d.kind == MemoryDeviceKind::Dimm) (void)s->acpi.device_add(*s->machine, d.slot, d.range(), d.node);
+    (void)s->acpi.add_cold_plugged(*s->machine, s->platform);
 
     TraceStep step;
     step.index = 0;

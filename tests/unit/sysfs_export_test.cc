@@ -69,8 +69,7 @@ void write_model_sysroot(const nlohmann::json& trace, const stdfs::path& root) {
   auto m = Machine::boot(*platform, kLinux61);
   ASSERT_TRUE(m) << m.error().message;
   AcpiMemoryHotplug acpi(*platform);
-  for (const MemoryDevice& d : platform->memory_devices)
-    if (d.kind == MemoryDeviceKind::Dimm) ASSERT_TRUE(acpi.device_add(**m, d.slot, d.range(), d.node));
+  ASSERT_TRUE(acpi.add_cold_plugged(**m, *platform));
   GuestFsContext ctx;
   ctx.machine = m->get();
   ctx.acpi = &acpi;

@@ -27,8 +27,7 @@ void register_sysfs(CLI::App& app) {
   sub->callback([args] {
     BootedMachine booted = boot_from_args(args->machine, "sysfs export");
     AcpiMemoryHotplug acpi(booted.platform);
-    for (const MemoryDevice& d : booted.platform.memory_devices)
-      if (d.kind == MemoryDeviceKind::Dimm) (void)acpi.device_add(*booted.machine, d.slot, d.range(), d.node);
+    (void)acpi.add_cold_plugged(*booted.machine, booted.platform);
     GuestFsContext ctx;
     ctx.machine = booted.machine.get();
     ctx.acpi = &acpi;
