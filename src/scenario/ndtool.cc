@@ -71,7 +71,7 @@ ordered_json dax_device_json(const NdCtx& c, const DevDax& d, bool human) {
     j["total_memblocks"] = blocks.size();
     if (online == blocks.size()) j["movable"] = all_movable;
   }
-  if (d.driver == DaxDriver::None && false) j["state"] = "disabled";
+  if (d.driver == DaxDriver::None) j["state"] = "disabled";  // daxctl_dev_is_enabled()
   return j;
 }
 
