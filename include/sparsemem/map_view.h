@@ -139,4 +139,8 @@ PfnQuerySummary summarize_pfn_queries(const Machine& machine);
 // mapping; then the two counts. Ends with a newline.
 std::string render_pfn_summary(const Machine& machine, const PfnQuerySummary& summary);
 
+// The section-state letters of the map: P present, M memmap, O online, E early, T ZONE_DEVICE
+// taint, '-' for each flag that is clear ("PMOE-").
+std::string section_state_letters(SectionFlags flags);
+
 }  // namespace sparsemem

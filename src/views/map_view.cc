@@ -61,8 +61,9 @@ std::string join(const std::vector<std::string>& v, std::string_view sep) {
   return out;
 }
 
-// The section-state letters: P present, M memmap, O online, E early, T ZONE_DEVICE taint.
-std::string state_str(SectionFlags f) {
+}  // namespace
+
+std::string section_state_letters(SectionFlags f) {
   std::string s;
   s += f.has(SectionFlag::Present) ? 'P' : '-';
   s += f.has(SectionFlag::HasMemMap) ? 'M' : '-';
@@ -71,6 +72,8 @@ std::string state_str(SectionFlags f) {
   s += f.has(SectionFlag::TaintZoneDevice) ? 'T' : '-';
   return s;
 }
+
+namespace {
 
 const char* origin_short(unsigned o) { return origin_name(static_cast<VmemmapOrigin>(o)); }
 
@@ -520,7 +523,7 @@ std::vector<std::string> run_cells(const ArchProfile& a, const MapRun& r, unsign
   return {idx_range(r.first.value(), r.last.value()),
           phys_span(a, r.first, r.last, digits),
           span_size(nsec * a.section_size()),
-          r.in_table ? state_str(r.flags) : "-----",
+          r.in_table ? section_state_letters(r.flags) : "-----",
           subs,
           r.in_table ? vmemmap_str(r.vmemmap) : "-",
           r.zones.empty() ? "-" : join(r.zones, "/"),

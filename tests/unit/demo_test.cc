@@ -3,6 +3,8 @@
 // that the excerpt README.md quotes is the program's actual output.
 #include <gtest/gtest.h>
 
+#include "support/cli.h"
+
 #include <pty.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,58 +22,14 @@ namespace {
 
 namespace stdfs = std::filesystem;
 
-#ifdef SPM_CLI_BINARY
-constexpr const char* kCli = SPM_CLI_BINARY;
-#else
-constexpr const char* kCli = "";
-#endif
+using testing::cli_built;
+using Ran = testing::CliRun;
 
 // The demo's promise (kDemoMaxBlockLines in cmd_demo.cc): every block fits a 24-line terminal.
 constexpr size_t kMaxBlockLines = 24;
 
-struct Ran {
-  std::string out;
-  int status = -1;  // exit status, -1 when killed or not started
-};
-
-// Runs `sparsemem ARGS` with stdout on a pipe (stderr passes through to the test's log).
-Ran run_piped(const std::string& args, const std::string& env = "") {
-  Ran r;
-  const std::string cmd = (env.empty() ? "" : "env " + env + " ") + kCli + " " + args;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
-
-// Runs `sparsemem demo` with stdout on a pseudo-terminal, NO_COLOR set or unset.
-Ran run_on_terminal(bool no_color) {
-  Ran r;
-  int fd = -1;
-  const pid_t pid = forkpty(&fd, nullptr, nullptr, nullptr);
-  if (pid < 0) return r;
-  if (pid == 0) {
-    setenv("TERM", "xterm", 1);
-    if (no_color)
-      setenv("NO_COLOR", "1", 1);
-    else
-      unsetenv("NO_COLOR");
-    execl(kCli, kCli, "demo", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) r.out.append(buf, static_cast<size_t>(n));  // EIO at the end
-  close(fd);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+Ran run_piped(const std::string& args, const std::string& env = "") { return testing::run_cli_piped(args, env); }
+Ran run_on_terminal(bool no_color) { return testing::run_cli_on_terminal({"demo"}, no_color); }
 
 bool has_escape(const std::string& s) { return s.find('\x1b') != std::string::npos; }
 
@@ -105,7 +63,7 @@ std::vector<std::string> blocks_of(const std::string& out, const std::string& he
 class DemoTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (std::string(kCli).empty() || !stdfs::exists(kCli)) GTEST_SKIP() << "the sparsemem program is not built here";
+    if (!cli_built()) GTEST_SKIP() << "the sparsemem program is not built here";
   }
   // One run shared by the tests that only read the plain output.
   static const Ran& plain() {

@@ -203,15 +203,6 @@ std::string iomem_near_section(const Snapshot& snap, const ArchProfile& a) {
   return out;
 }
 
-std::string state_letters(SectionFlags f) {
-  std::string s;
-  s += f.has(SectionFlag::Present) ? 'P' : '-';
-  s += f.has(SectionFlag::HasMemMap) ? 'M' : '-';
-  s += f.has(SectionFlag::Online) ? 'O' : '-';
-  s += f.has(SectionFlag::Early) ? 'E' : '-';
-  s += f.has(SectionFlag::TaintZoneDevice) ? 'T' : '-';
-  return s;
-}
 
 // Section 40 from the map model: its run line in brief, then one row per question asked of each of
 // its 64 subsections (at the subsection's first pfn).
@@ -224,7 +215,7 @@ std::string section_view(const Machine& m, const Style& st) {
   std::string blocks = r.blocks.empty() ? "-" : r.blocks.front();
   std::string out = fmt::format("section {}  {:#x}-{:#x}  state {}  subsections {}/{}  {}\n", kSection,
                                 opts.range->start.value(), opts.range->last.value(),
-                                st.bold(state_letters(r.flags)), r.subsections_set, a.subsections_per_section(), blocks);
+                                st.bold(section_state_letters(r.flags)), r.subsections_set, a.subsections_per_section(), blocks);
   std::string ruler;
   for (unsigned i = 0; i < a.subsections_per_section(); i += 8) ruler += fmt::format("{:<8}", i);
   while (ruler.ends_with(' ')) ruler.pop_back();
