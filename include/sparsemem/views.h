@@ -79,6 +79,6 @@ VirtualFs make_guest_fs(GuestFsContext ctx);
 
 // The guest helper nd_dax_state over libnvdimm and the dax bus: "kind name key=value ..." per
 // device of /sys/bus/nd/devices and /sys/bus/dax/devices, in the shell's glob order.
-std::vector<std::string> nd_dax_state_lines(const Libnvdimm& nd, const Machine& m);
+std::vector<std::string> nd_dax_state_lines(const Libnvdimm& nd);
 
 }  // namespace sparsemem

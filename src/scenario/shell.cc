@@ -895,7 +895,7 @@ class Shell {
   }
 
   int cmd_nd_dax_state(Io& io) {
-    for (const std::string& l : nd_dax_state_lines(m_sim.nd, machine())) io.out += l + "\n";
+    for (const std::string& l : nd_dax_state_lines(m_sim.nd)) io.out += l + "\n";
     return 0;
   }
 

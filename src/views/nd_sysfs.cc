@@ -37,8 +37,7 @@ const char* namespace_mode(const Libnvdimm& nd, const NdRegion& r, const NdNames
 
 }  // namespace
 
-std::vector<std::string> nd_dax_state_lines(const Libnvdimm& nd, const Machine& m) {
-  (void)m;
+std::vector<std::string> nd_dax_state_lines(const Libnvdimm& nd) {
   std::vector<std::pair<std::string, std::string>> nd_lines;  // (device name, line)
   for (const NdBus& b : nd.buses()) nd_lines.emplace_back(b.name, fmt::format("nd {} driver=nd_bus", b.name));
   for (const NdDimm& d : nd.dimms()) nd_lines.emplace_back(d.name, fmt::format("nd {} driver=nvdimm", d.name));
