@@ -410,12 +410,20 @@ TEST(Libnvdimm, KmemAddsBlockAlignedPartAndRefusesWhileOnline) {
   for (uint64_t id : ids) EXPECT_FALSE(v.m->memory_blocks().find(BlockId(id)));
   EXPECT_TRUE(contains(v.m->iomem().render(), "  180200000-1bfffffff : dax0.0\n"));
   // Back to the same device mapping; only max_pfn stays where kmem's hot-add raised it (it never
-  // shrinks, as in 6.1).
-  std::string expected_state = devdax_state;
+  // shrinks, as in 6.1), and the rebind's pagemap is a new object (its address is left out).
+  auto comparable = [](std::string state) {
+    const size_t at = state.find("pgmap [");
+    if (at != std::string::npos) {
+      const size_t ptr = state.find(") ", at) + 1;
+      state.erase(ptr, state.find('\n', ptr) - ptr);
+    }
+    return state;
+  };
+  std::string expected_state = comparable(devdax_state);
   const std::string old_max = "max_pfn 0x144000 ", new_max = "max_pfn 0x1c0000 ";
   ASSERT_NE(expected_state.find(old_max), std::string::npos);
   expected_state.replace(expected_state.find(old_max), old_max.size(), new_max);
-  EXPECT_EQ(testing::devmem_snapshot(*v.m), expected_state);
+  EXPECT_EQ(comparable(testing::devmem_snapshot(*v.m)), expected_state);
   testing::expect_clean(*v.m);
 }
 
