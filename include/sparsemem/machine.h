@@ -215,8 +215,11 @@ class Machine {
   Result<MemoryGroupId> register_dynamic_memory_group(unsigned nid, NrPages unit_pages) SPM_EXCLUDES(m_hotplug_lock);
   Result<void> unregister_memory_group(MemoryGroupId id) SPM_EXCLUDES(m_hotplug_lock);
 
-  // The memory notifier chain (spec §11). Callbacks run under the hotplug lock.
-  NotifierId register_memory_notifier(MemoryNotifierFn fn, int priority = 0) SPM_EXCLUDES(m_hotplug_lock);
+  // The memory notifier chain (spec §11). Callbacks run under the hotplug lock. A callback that
+  // never reads page descriptors says so with sees_memmap = false, which lets onlining write the
+  // memmap once, after MEM_GOING_ONLINE, instead of twice (MemoryNotifierChain::add).
+  NotifierId register_memory_notifier(MemoryNotifierFn fn, int priority = 0, bool sees_memmap = true)
+      SPM_EXCLUDES(m_hotplug_lock);
   bool unregister_memory_notifier(NotifierId id) SPM_EXCLUDES(m_hotplug_lock);
   // memory_notifier_error_inject: loading registers its notifier (-EEXIST when loaded); each
   // action's `error` file (0 or a negative errno; -EINVAL otherwise or for an action other than

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -96,19 +97,20 @@ struct CompoundMemmap {
 // tail pages to share: vmemmap_shift >= 8 with 4 KiB pages).
 bool vmemmap_can_optimize(const ArchProfile& arch, const VmemAltmap* altmap, NrPages pages_per_compound);
 
-// Deferred struct page init (CONFIG_DEFERRED_STRUCT_PAGE_INIT; mm/page_alloc.c defer_init() and
-// deferred_init_memmap(), 6.1). A boot section whose every page ends boot in one state, either all
-// free in naturally aligned MAX_ORDER-1 buddy blocks or all PG_reserved, of one zone and node, is
-// not written at boot: its run is recorded and the section is materialised (init_page_range plus
-// the buddy heads, exactly the bytes the eager boot writes) on the first descriptor access. The
-// kernel finishes its deferred init before userspace runs, so nothing observable may differ: only
-// when the bytes are written does. Invariants (checked by Machine::check without touching a
-// pending section's descriptors):
+// Pending memmaps: deferred struct page init (CONFIG_DEFERRED_STRUCT_PAGE_INIT; mm/page_alloc.c
+// defer_init() and deferred_init_memmap(), 6.1), applied to every section whose bytes one run can
+// describe. A section whose every page is in one state, either all free in naturally aligned
+// MAX_ORDER-1 buddy blocks or all PG_reserved, of one zone and node, is not written when boot or
+// online_pages() initialises it: its run is recorded and the section is materialised
+// (init_page_range plus the buddy heads, exactly the bytes the eager path writes) on the first
+// descriptor access. The kernel's memmap is fully written before userspace sees it, so nothing
+// observable may differ: only when the bytes are written does. Invariants (checked by
+// Machine::check without touching a pending section's descriptors):
 // INV-DEFER-1: a pending section is present, online, has a memmap, and lies inside the span of
 //              its run's zone on its run's node.
-// INV-DEFER-2: a pending section counts pages_per_section present and present_early pages in
-//              (run.nid, run.zone), and as many managed pages unless run.reserved.
-// A section, once materialised, never becomes pending again (its done bit is never cleared).
+// INV-DEFER-2: a pending section counts pages_per_section present pages in (run.nid, run.zone),
+//              as many present_early pages when its block is a boot block, and as many managed
+//              pages unless run.reserved.
 struct DeferredSectionRun {
   SectionNr first;           // first section of the run
   uint64_t nr_sections = 0;  // sections [first, first + nr_sections)
@@ -117,7 +119,7 @@ struct DeferredSectionRun {
   bool reserved = false;  // every page PG_reserved (memblock.reserved); else every page free
 };
 
-// SYNCHRONIZATION: populate/depopulate/writable_page/check_invariants/defer_init are writers,
+// SYNCHRONIZATION: populate/depopulate/writable_page/check_invariants/defer_init/defer_sections are writers,
 // serialised by the caller. pfn_to_page, page_to_pfn, host_address, descriptor_mapped, mapping_of,
 // origin_of, read_page, deferred_run and stats are lock-free once the 1 GiB chunk holding the address has been reserved
 // (pfn_to_page reserves a missing chunk under an internal mutex; out-of-window chunks are always
@@ -222,14 +224,16 @@ class Vmemmap {
   // vmemmap page, or of its 2 MiB PMD when huge), at most max_pages; -EFAULT when unmapped.
   Result<std::span<Page>> writable_run(Pfn pfn, uint64_t max_pages);
 
-  // -- deferred struct page init (DeferredSectionRun above) --
-  // Records the pending runs. Requires: called at most once, during boot before any other thread
-  // can see this Vmemmap; runs sorted, disjoint, their memmap populated and not yet written.
+  // -- pending memmaps (DeferredSectionRun above) --
+  // Records the runs' sections as pending. Requires: each section's memmap is populated, and
+  // initialising it now would write exactly what its run describes; no descriptor of it is in use.
+  // A writer, serialised with populate/depopulate by the caller (boot, or the hotplug lock).
   void defer_init(std::vector<DeferredSectionRun> runs);
-  // The run of pfn's section while that section is still pending, else nullptr. Lock-free. Under
-  // the hotplug lock a non-null answer may turn stale only by a reader materialising the section,
-  // which writes exactly what the run describes, so an arithmetic count from the run stays true.
-  const DeferredSectionRun* deferred_run(Pfn pfn) const;
+  void defer_sections(const DeferredSectionRun& run);
+  // pfn's section as a one-section run while it is pending, else nullopt. Lock-free. Under the
+  // hotplug lock an answer may turn stale only by a reader materialising the section, which
+  // writes exactly what the run describes, so an arithmetic count from the run stays true.
+  std::optional<DeferredSectionRun> deferred_run(Pfn pfn) const;
   // Sections still pending (0 once everything is materialised or nothing was deferred).
   uint64_t deferred_pending_sections() const;
   // deferred_init_memmap() for every pending section of [start, start + n): writes them now.
@@ -262,7 +266,7 @@ class Vmemmap {
   KernelLog& m_log;
   VmemmapConfig m_config;
   std::unique_ptr<Impl> m_impl;
-  std::unique_ptr<Deferred> m_deferred;  // null until defer_init()
+  std::unique_ptr<Deferred> m_deferred;
 };
 
 }  // namespace sparsemem

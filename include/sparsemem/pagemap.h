@@ -31,9 +31,10 @@ struct KernelConfig {
   bool test_hmm = false;        // CONFIG_TEST_HMM (lib/test_hmm, the device-private test driver)
   bool pci_p2pdma = false;      // CONFIG_PCI_P2PDMA
   bool fs_dax_limited = false;  // CONFIG_FS_DAX_LIMITED (s390 only): FS_DAX pgmaps are refused
-  // CONFIG_DEFERRED_STRUCT_PAGE_INIT (Debian: y): boot descriptors of wholly free or wholly
-  // reserved sections are written on first access, not at boot (Vmemmap::defer_init). Nothing
-  // observable changes; off, boot writes every descriptor (the reference the tests compare with).
+  // CONFIG_DEFERRED_STRUCT_PAGE_INIT (Debian: y): descriptors of wholly free or wholly reserved
+  // sections, at boot and when online_pages() frees a whole section, are written on first access
+  // (Vmemmap::defer_sections). Nothing observable changes; off, every descriptor is written when
+  // the kernel writes it (the reference the tests compare with).
   bool deferred_struct_page_init = true;
 };
 inline constexpr KernelConfig kDebianAmd64Config{};

@@ -1,12 +1,12 @@
-// Vmemmap::Deferred: the pending-section state of deferred struct page init (memmap.h,
-// DeferredSectionRun). `runs` is immutable after defer_init; `done` bits and `pending` are atomics
-// read lock-free and written only under `mutex`, after the section's descriptors are written.
+// Vmemmap::Deferred: which sections' memmaps are pending (memmap.h, DeferredSectionRun), one state
+// word per section in a two-level table. Readers are lock-free; every writer holds `mutex`.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "sparsemem/memmap.h"
@@ -14,18 +14,27 @@
 namespace sparsemem {
 
 struct Vmemmap::Deferred {
-  std::vector<DeferredSectionRun> runs;  // sorted by first section, disjoint
-  std::vector<uint64_t> first_bit;       // runs[i]'s first section is bit first_bit[i] of `done`
-  // Bit b set: the section is initialised (published with release, read with acquire).
-  std::unique_ptr<std::atomic<uint64_t>[]> done;
-  std::atomic<uint64_t> pending{0};
-  std::mutex mutex;  // serialises the writers of deferred sections
+  // State word: bit 0 pending, bit 1 reserved, bits 2-4 zone, bits 8-31 nid; 0 = written.
+  static constexpr unsigned kLeafBits = 12;
+  struct Leaf {
+    std::atomic<uint32_t> state[1u << kLeafBits] = {};
+  };
 
-  // The run holding section nr and nr's bit, or nullptr.
-  const DeferredSectionRun* find(SectionNr nr, uint64_t& bit) const;
-  bool is_done(uint64_t bit) const {
-    return (done[bit / 64].load(std::memory_order_acquire) >> (bit % 64)) & 1;
+  explicit Deferred(uint64_t nr_sections);
+
+  // The pending run of section nr (one section long), or nullopt. Lock-free (acquire).
+  std::optional<DeferredSectionRun> find(SectionNr nr) const;
+  // Requires `mutex`. Publishes with release: the section's bytes are written before a 0 is seen.
+  void store(SectionNr nr, uint32_t state);
+  static uint32_t encode(const DeferredSectionRun& run) {
+    return 1u | (run.reserved ? 2u : 0u) | (static_cast<uint32_t>(run.zone) << 2) | (run.nid << 8);
   }
+
+  const uint64_t nr_sections;
+  std::unique_ptr<std::atomic<Leaf*>[]> roots;  // nr_sections >> kLeafBits, rounded up
+  std::vector<std::unique_ptr<Leaf>> leaves;     // owners of the leaves; under `mutex`
+  std::atomic<uint64_t> pending{0};
+  std::mutex mutex;
 };
 
 }  // namespace sparsemem

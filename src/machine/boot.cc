@@ -253,7 +253,7 @@ void Machine::free_boot_memory_locked(const std::vector<MemRange>& m_memory,
       if (ri < m_reserved.size() && m_reserved[ri].start < free_end) free_end = m_reserved[ri].start;
       while (pfn < free_end) {
         // A pending section is wholly free: its MAX_ORDER-1 blocks are written on first access.
-        if (const DeferredSectionRun* run = m_vmemmap->deferred_run(pfn)) {
+        if (const std::optional<DeferredSectionRun> run = m_vmemmap->deferred_run(pfn)) {
           SPM_DCHECK(m_arch.section_aligned(pfn) && pfn + pps <= free_end, "pending section not wholly free");
           m_nodes[run->nid].zone(run->zone).managed_pages += pps;
           pfn += pps;

@@ -35,7 +35,7 @@ void Machine::check_cross(InvariantReport& report) const {
     }
     const Pfn base = m_arch.section_nr_to_pfn(nr);
     // INV-DEFER-1 (memmap.h): a pending section is checked from its run, never by reading it.
-    if (const DeferredSectionRun* run = m_vmemmap->deferred_run(base)) {
+    if (const std::optional<DeferredSectionRun> run = m_vmemmap->deferred_run(base)) {
       const Zone* zone = run->nid < m_nodes.size() ? &m_nodes[run->nid].zone(run->zone) : nullptr;
       if (!ms->flags().has(SectionFlag::HasMemMap) || !zone || zone->is_empty() ||
           !PfnRange{zone->zone_start_pfn, zone->spanned_pages}.contains(base) ||

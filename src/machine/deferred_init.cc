@@ -6,11 +6,11 @@
 
 namespace sparsemem {
 
-// defer_init() in mm/page_alloc.c, 6.1: only the memmap_init_range() call whose range ends at the
-// node's end defers, after more than PAGES_PER_SECTION of its pages were initialised, from the
-// next section boundary on (first_deferred_pfn). The model keeps two more sections eager, because
-// their bytes could not be described by one run: a section the range covers only in part, and one
-// that is partly reserved (or NOMAP). Neither choice is observable, only when bytes are written.
+// defer_init() in mm/page_alloc.c, 6.1, defers only the memmap_init_range() call whose range ends
+// at the node's end, from the section after its first. When bytes are written is not observable
+// (the kernel completes its deferred init before userspace runs), so the model defers every boot
+// section one run can describe, in every zone: only a section the range covers in part, or one
+// that is partly reserved (or NOMAP), is written at boot.
 std::vector<DeferredSectionRun> Machine::plan_deferred_init(const std::vector<MemRange>& mem,
                                                             const std::vector<PfnRange>& reserved) const {
   std::vector<DeferredSectionRun> runs;
@@ -27,16 +27,13 @@ std::vector<DeferredSectionRun> Machine::plan_deferred_init(const std::vector<Me
   };
   for (const MemRange& r : mem) {
     if (r.nomap || r.nid >= m_nodes.size()) continue;
-    const Node& node = m_nodes[r.nid];
-    const Pfn node_end = node.node_start_pfn + node.node_spanned_pages;
     Pfn zlo(0);
     for (unsigned z = 0; z <= static_cast<unsigned>(ZoneType::Normal); ++z) {
       const Pfn zhi = lim.max_pfn[z];
       const Pfn s = std::max(r.start, zlo), e = std::min(r.end, zhi);
       zlo = std::max(zlo, zhi);
-      if (s >= e || e != node_end) continue;  // "Always populate low zones"
-      // first_deferred_pfn: the first section boundary p with p - s + 1 > PAGES_PER_SECTION.
-      const Pfn first = m_arch.section_nr_to_pfn(m_arch.pfn_to_section_nr(s + pps - NrPages(1)).next());
+      if (s >= e) continue;
+      const Pfn first = m_arch.section_nr_to_pfn(m_arch.pfn_to_section_nr(s + pps - NrPages(1)));
       for (Pfn sec = first; sec + pps <= e; sec += pps) {
         // A boot section whose memmap sparse_init could not allocate stays as it is (INV-X-2).
         if (!m_vmemmap->descriptor_mapped(sec) || !m_vmemmap->descriptor_mapped(sec + pps - NrPages(1))) continue;

@@ -133,9 +133,9 @@ Result<void> Machine::unregister_memory_group(MemoryGroupId id) {
   return m_groups.unregister(id);
 }
 
-NotifierId Machine::register_memory_notifier(MemoryNotifierFn fn, int priority) {
+NotifierId Machine::register_memory_notifier(MemoryNotifierFn fn, int priority, bool sees_memmap) {
   HotplugGuard g(m_hotplug_lock);
-  return m_memory_chain.add(std::move(fn), priority);
+  return m_memory_chain.add(std::move(fn), priority, sees_memmap);
 }
 
 bool Machine::unregister_memory_notifier(NotifierId id) {

@@ -25,7 +25,7 @@ Machine::ZoneCounts Machine::count_block_locked(const MemoryBlock& mem) const {
     const uint64_t ppss = m_arch.pages_per_subsection().value();
     for (Pfn sub = start; sub < end;) {
       // INV-DEFER-2 (memmap.h): a pending section's pages are counted from its run, unread.
-      if (const DeferredSectionRun* pending = m_vmemmap->deferred_run(sub)) {
+      if (const std::optional<DeferredSectionRun> pending = m_vmemmap->deferred_run(sub)) {
         const Pfn sec_end = std::min(end, m_arch.section_nr_to_pfn(m_arch.pfn_to_section_nr(sub).next()));
         const uint64_t n = (sec_end - sub).value();
         const std::pair<unsigned, ZoneType> k{pending->nid, pending->zone};
@@ -108,7 +108,7 @@ void Machine::check_hotplug_locked(InvariantReport& report) const {
     if (online && b.zone) {
       for (Pfn p = r.start; p < r.end(); p += ppss) {
         // INV-DEFER-1: a pending section's usable pages are its run's zone and node, unread.
-        if (const DeferredSectionRun* pending = m_vmemmap->deferred_run(p)) {
+        if (const std::optional<DeferredSectionRun> pending = m_vmemmap->deferred_run(p)) {
           if (!pending->reserved && (pending->zone != *b.zone || pending->nid != b.nid)) {
             report.fail("INV-BLOCK-2", "memory{} is online in node {} zone {} but pending section {} is node {} zone {}",
                         b.id.value(), b.nid, zone_name(*b.zone), m_arch.pfn_to_section_nr(p).value(), pending->nid,

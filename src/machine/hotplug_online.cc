@@ -139,7 +139,15 @@ Result<void> Machine::online_pages_locked(Pfn pfn, NrPages n, unsigned nid, Zone
   // online_pages_range(): naturally aligned chunks of up to MAX_ORDER-1 through the callback.
   OnlineOps ops(*this);
   if (fused) {
+    // A whole section ends up free in MAX_ORDER-1 blocks: one run describes it, so it is left
+    // pending (memmap.h, DeferredSectionRun) and written on its first access instead.
+    const bool lazy = m_config.kernel.deferred_struct_page_init;
     for_each_section_span(m_arch, pfn, n, [&](Pfn p, NrPages span) {
+      if (lazy && span == m_arch.pages_per_section()) {
+        m_vmemmap->defer_sections(DeferredSectionRun{m_arch.pfn_to_section_nr(p), 1, zone, nid, false});
+        m_nodes[nid].zone(zone).managed_pages += span;
+        return;
+      }
       init_free_page_range(m_vmemmap->pfn_to_page(p), span.value(), zone, nid, m_vmemmap->page_addr(p));
     });
   }
@@ -148,6 +156,8 @@ Result<void> Machine::online_pages_locked(Pfn pfn, NrPages n, unsigned nid, Zone
     if (p.value()) order = std::min<unsigned>(order, static_cast<unsigned>(std::countr_zero(p.value())));
     if (m_online_page_cb)
       m_online_page_cb(ops, p, order);
+    else if (fused && m_vmemmap->deferred_run(p))
+      ;  // counted with its section above
     else if (fused)
       ops.free_initialised_chunk(p, order);
     else

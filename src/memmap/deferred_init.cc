@@ -1,47 +1,57 @@
-// Deferred struct page init: the pending boot sections of a Vmemmap and their materialisation on
-// first access (memmap.h, DeferredSectionRun). Lock-free readers test a done bit; writers hold Deferred::mutex.
+// Pending memmaps: sections whose descriptors are described by a run instead of written, and their
+// materialisation on first access (memmap.h, DeferredSectionRun). Readers are lock-free; writers hold Deferred::mutex.
 #include <algorithm>
 
 #include "internal/deferred_memmap.h"
 
 namespace sparsemem {
 
-const DeferredSectionRun* Vmemmap::Deferred::find(SectionNr nr, uint64_t& bit) const {
-  auto it = std::upper_bound(runs.begin(), runs.end(), nr,
-                             [](SectionNr n, const DeferredSectionRun& r) { return n < r.first; });
-  if (it == runs.begin()) return nullptr;
-  --it;
-  if (nr.value() - it->first.value() >= it->nr_sections) return nullptr;
-  const size_t i = static_cast<size_t>(it - runs.begin());
-  bit = first_bit[i] + (nr.value() - it->first.value());
-  return &*it;
+Vmemmap::Deferred::Deferred(uint64_t sections)
+    : nr_sections(sections), roots(new std::atomic<Leaf*>[(sections + (1u << kLeafBits) - 1) >> kLeafBits]()) {}
+
+std::optional<DeferredSectionRun> Vmemmap::Deferred::find(SectionNr nr) const {
+  if (nr.value() >= nr_sections) return std::nullopt;
+  const Leaf* leaf = roots[nr.value() >> kLeafBits].load(std::memory_order_acquire);
+  if (!leaf) return std::nullopt;
+  const uint32_t s = leaf->state[nr.value() & ((1u << kLeafBits) - 1)].load(std::memory_order_acquire);
+  if (!(s & 1)) return std::nullopt;
+  return DeferredSectionRun{nr, 1, static_cast<ZoneType>((s >> 2) & 7), s >> 8, (s & 2) != 0};
+}
+
+void Vmemmap::Deferred::store(SectionNr nr, uint32_t state) {
+  std::atomic<Leaf*>& root = roots[nr.value() >> kLeafBits];
+  Leaf* leaf = root.load(std::memory_order_relaxed);
+  if (!leaf) {
+    leaves.push_back(std::make_unique<Leaf>());
+    leaf = leaves.back().get();
+    root.store(leaf, std::memory_order_release);
+  }
+  std::atomic<uint32_t>& word = leaf->state[nr.value() & ((1u << kLeafBits) - 1)];
+  const bool was = word.load(std::memory_order_relaxed) & 1;
+  word.store(state, std::memory_order_release);
+  if (was && !(state & 1)) pending.fetch_sub(1, std::memory_order_release);
+  if (!was && (state & 1)) pending.fetch_add(1, std::memory_order_release);
 }
 
 void Vmemmap::defer_init(std::vector<DeferredSectionRun> runs) {
-  SPM_CHECK(!m_deferred, "defer_init called twice");
-  auto d = std::make_unique<Deferred>();
-  uint64_t bits = 0;
-  for (size_t i = 0; i < runs.size(); ++i) {
-    SPM_CHECK(i == 0 || runs[i - 1].first.value() + runs[i - 1].nr_sections <= runs[i].first.value(),
-              "deferred runs must be sorted and disjoint");
-    d->first_bit.push_back(bits);
-    bits += runs[i].nr_sections;
+  for (const DeferredSectionRun& run : runs) defer_sections(run);
+}
+
+void Vmemmap::defer_sections(const DeferredSectionRun& run) {
+  Deferred& d = *m_deferred;
+  std::lock_guard<std::mutex> lock(d.mutex);
+  for (uint64_t i = 0; i < run.nr_sections; ++i) {
+    const SectionNr nr(run.first.value() + i);
+    SPM_CHECK(nr.value() < d.nr_sections, "pending section beyond the section table");
+    d.store(nr, Deferred::encode(run));
   }
-  d->runs = std::move(runs);
-  d->done.reset(new std::atomic<uint64_t>[(bits + 63) / 64]());
-  d->pending.store(bits, std::memory_order_release);
-  m_deferred = std::move(d);
 }
 
-uint64_t Vmemmap::deferred_pending_sections() const {
-  return m_deferred ? m_deferred->pending.load(std::memory_order_acquire) : 0;
-}
+uint64_t Vmemmap::deferred_pending_sections() const { return m_deferred->pending.load(std::memory_order_acquire); }
 
-const DeferredSectionRun* Vmemmap::deferred_run(Pfn pfn) const {
-  if (!deferred_pending_sections()) return nullptr;
-  uint64_t bit = 0;
-  const DeferredSectionRun* run = m_deferred->find(m_arch.pfn_to_section_nr(pfn), bit);
-  return run && !m_deferred->is_done(bit) ? run : nullptr;
+std::optional<DeferredSectionRun> Vmemmap::deferred_run(Pfn pfn) const {
+  if (!deferred_pending_sections()) return std::nullopt;
+  return m_deferred->find(m_arch.pfn_to_section_nr(pfn));
 }
 
 void Vmemmap::deferred_init_range(Pfn start, NrPages n) const {
@@ -51,33 +61,32 @@ void Vmemmap::deferred_init_range(Pfn start, NrPages n) const {
 }
 
 // deferred_init_memmap_chunk() for one section: the bytes memmap_init_range() and
-// memblock_free_all() write at boot without deferral — every descriptor initialised for the run's
-// zone and node, then either PG_reserved, or refcount 0 with a PG_buddy head of order
+// memblock_free_all() (or online_pages()) write without deferral — every descriptor initialised for
+// the run's zone and node, then either PG_reserved, or refcount 0 with a PG_buddy head of order
 // MAX_ORDER-1 every 2^(MAX_ORDER-1) pages (the section is whole and aligned, so __free_pages_core
 // never merges or splits differently).
 void Vmemmap::deferred_init_section(SectionNr nr) const {
   Deferred& d = *m_deferred;
-  uint64_t bit = 0;
-  const DeferredSectionRun* run = d.find(nr, bit);
-  if (!run || d.is_done(bit)) return;
+  if (!d.find(nr)) return;
   std::lock_guard<std::mutex> lock(d.mutex);
-  if (d.is_done(bit)) return;  // another thread won the race
+  const std::optional<DeferredSectionRun> run = d.find(nr);
+  if (!run) return;  // another thread won the race
   const Pfn start = m_arch.section_nr_to_pfn(nr);
   const uint64_t pps = m_arch.pages_per_section().value();
   // Descriptors of one section are contiguous in the window (a section's memmap never crosses a
   // 1 GiB chunk), so one address serves the whole section.
   Page* first = raw_page(start);
-  init_page_range(first, pps, run->zone, run->nid, page_addr(start), run->reserved);
-  if (!run->reserved) {
+  if (run->reserved) {
+    init_page_range(first, pps, run->zone, run->nid, page_addr(start), true);
+  } else {
+    init_free_page_range(first, pps, run->zone, run->nid, page_addr(start));
     const unsigned order = m_arch.max_order - 1;
-    for (uint64_t i = 0; i < pps; ++i) first[i].refcount = 0;
     for (uint64_t i = 0; i < pps; i += uint64_t{1} << order) {
       first[i].set_type(PG_buddy);
       first[i].private_ = order;
     }
   }
-  d.done[bit / 64].fetch_or(uint64_t{1} << (bit % 64), std::memory_order_release);
-  d.pending.fetch_sub(1, std::memory_order_release);
+  d.store(nr, 0);
 }
 
 }  // namespace sparsemem

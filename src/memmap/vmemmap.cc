@@ -630,7 +630,8 @@ class Vmemmap::Impl::Writer {
 };
 
 Vmemmap::Vmemmap(const ArchProfile& arch, const Behaviour& behaviour, KernelLog& log, VmemmapConfig config)
-    : m_arch(arch), m_behaviour(behaviour), m_log(log), m_config(config), m_impl(std::make_unique<Impl>(arch)) {
+    : m_arch(arch), m_behaviour(behaviour), m_log(log), m_config(config), m_impl(std::make_unique<Impl>(arch)),
+      m_deferred(std::make_unique<Deferred>(arch.nr_mem_sections())) {
   const long host_page = sysconf(_SC_PAGESIZE);
   SPM_CHECK(host_page > 0 && arch.page_size() % static_cast<uint64_t>(host_page) == 0,
             "the model's page size must be a multiple of the host page size");

@@ -135,7 +135,7 @@ void ZonelistLog::attach(Machine& m) {
         }
         return NOTIFY_OK;
       },
-      /*priority=*/INT32_MAX);
+      /*priority=*/INT32_MAX, /*sees_memmap=*/false);  // zone counters only
 }
 
 }  // namespace sparsemem::sim

@@ -20,8 +20,9 @@ constexpr uint64_t GiB = uint64_t{1} << 30, MiB = uint64_t{1} << 20;
 
 // Two nodes. Node 0 ends in one memblock range [4G, 8.5G+4M) holding a wholly reserved pair of
 // sections (48, 49), a partly reserved section (52) and a partial last section (68); node 1 is
-// [9G, 10G). Worked out by hand from defer_init(): node 0 defers from section 33 (the first
-// boundary after one section of the range), node 1 from section 73.
+// [9G, 10G). Worked out by hand from plan_deferred_init(): every section wholly inside one zone's
+// part of a memblock range and reserved wholly or not at all is pending: DMA32's 1-22 (section 0
+// holds the DMA/DMA32 boundary, 23 the end of low RAM), node 0's 32-67 but 52, node 1's 72-79.
 MachineConfig two_node_config(bool deferred) {
   MachineConfig c;
   c.memory.regions = {
@@ -71,7 +72,7 @@ void expect_same_counters(const Machine& eager, const Machine& lazy) {
 }
 
 // Scenario: the two-node map booted without deferral (the reference) and with it.
-// Expect: only the sections worked out above are pending; zone counters, MemTotal and the log are
+// Expect: exactly the sections worked out above are pending; zone counters, MemTotal and the log are
 // the same; the checker is clean without materialising anything.
 TEST(DeferredInit, pending_sections_are_the_ones_defer_init_leaves) {
   auto eager = boot_or_die(two_node_config(false));
@@ -79,16 +80,17 @@ TEST(DeferredInit, pending_sections_are_the_ones_defer_init_leaves) {
   ASSERT_TRUE(eager && lazy);
   EXPECT_EQ(eager->vmemmap().deferred_pending_sections(), 0u);
   std::vector<uint64_t> want;
-  for (uint64_t s = 33; s <= 51; ++s) want.push_back(s);  // 48, 49 wholly reserved
+  for (uint64_t s = 1; s <= 22; ++s) want.push_back(s);
+  for (uint64_t s = 32; s <= 51; ++s) want.push_back(s);  // 48, 49 wholly reserved
   for (uint64_t s = 53; s <= 67; ++s) want.push_back(s);
-  for (uint64_t s = 73; s <= 79; ++s) want.push_back(s);
+  for (uint64_t s = 72; s <= 79; ++s) want.push_back(s);
   EXPECT_EQ(lazy->vmemmap().deferred_pending_sections(), want.size());
   for (uint64_t s = 0; s < 80; ++s) {
-    const DeferredSectionRun* run = lazy->vmemmap().deferred_run(sec_pfn(s));
+    const std::optional<DeferredSectionRun> run = lazy->vmemmap().deferred_run(sec_pfn(s));
     const bool pending = std::find(want.begin(), want.end(), s) != want.end();
-    ASSERT_EQ(run != nullptr, pending) << "section " << s;
+    ASSERT_EQ(run.has_value(), pending) << "section " << s;
     if (!run) continue;
-    EXPECT_EQ(run->zone, ZoneType::Normal);
+    EXPECT_EQ(run->zone, s < 32 ? ZoneType::DMA32 : ZoneType::Normal);
     EXPECT_EQ(run->nid, s >= 72 ? 1u : 0u) << s;
     EXPECT_EQ(run->reserved, s == 48 || s == 49) << s;
   }
@@ -207,9 +209,9 @@ TEST(DeferredInit, machine_of_32_tib_boots_and_hotplugs) {
   EXPECT_EQ(m->memory_block_size(), 2 * GiB);
   const uint64_t usable_pages = (0x9e000 + (0xbffdf000 - 0x100000) + (high_end - 4 * GiB)) >> 12;
   EXPECT_EQ(m->totalram_pages().value(), usable_pages);
-  // [4G, 32T+1G) is sections 32 .. 262151; defer_init keeps the first one eager.
+  // [4G, 32T+1G) is sections 32 .. 262151, all pending, as are DMA32's whole sections 1-22.
   const uint64_t last_section = (high_end >> 27) - 1;
-  EXPECT_EQ(m->vmemmap().deferred_pending_sections(), last_section - 33 + 1);
+  EXPECT_EQ(m->vmemmap().deferred_pending_sections(), last_section - 32 + 1 + 22);
   expect_clean(*m);
 
   const PhysAddr hot(uint64_t{33} << 40);
@@ -230,8 +232,9 @@ TEST(DeferredInit, machine_of_32_tib_boots_and_hotplugs) {
   EXPECT_EQ(kpageflags(*m, mid).value_or(0) & kpf_bit(KPF::Buddy), kpf_bit(KPF::Buddy));
   expect_clean(*m);
   EXPECT_EQ(m->totalram_pages().value(), usable_pages);
-  // One 2 GiB block is 16 sections: at most those were written, besides boot's eager ones.
-  EXPECT_GE(m->vmemmap().deferred_pending_sections(), last_section - 33 + 1 - 16);
+  // One 2 GiB block is 16 sections: at most those were written, besides boot's eager ones (the
+  // block onlined again is pending again).
+  EXPECT_GE(m->vmemmap().deferred_pending_sections(), last_section - 32 + 1 + 22 - 16);
 }
 
 }  // namespace
