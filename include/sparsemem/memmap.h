@@ -106,17 +106,20 @@ bool vmemmap_can_optimize(const ArchProfile& arch, const VmemAltmap* altmap, NrP
 // descriptor access. The kernel's memmap is fully written before userspace sees it, so nothing
 // observable may differ: only when the bytes are written does. Invariants (checked by
 // Machine::check without touching a pending section's descriptors):
-// INV-DEFER-1: a pending section is present, online, has a memmap, and lies inside the span of
-//              its run's zone on its run's node.
-// INV-DEFER-2: a pending section counts pages_per_section present pages in (run.nid, run.zone),
-//              as many present_early pages when its block is a boot block, and as many managed
-//              pages unless run.reserved.
+// offline_pages() of a pending free section leaves it pending as `offlined` (the same bytes
+// without the buddy heads), and depopulating a whole pending section drops it unwritten.
+// INV-DEFER-1: a pending section is present, has a memmap, and is online unless `offlined`; an
+//              online one lies inside the span of its run's zone on its run's node.
+// INV-DEFER-2: a pending online section counts pages_per_section present pages in (run.nid,
+//              run.zone), as many present_early pages when its block is a boot block, and as many
+//              managed pages unless run.reserved.
 struct DeferredSectionRun {
   SectionNr first;           // first section of the run
   uint64_t nr_sections = 0;  // sections [first, first + nr_sections)
   ZoneType zone = ZoneType::Normal;
   unsigned nid = 0;
   bool reserved = false;  // every page PG_reserved (memblock.reserved); else every page free
+  bool offlined = false;  // free pages offline_pages() took out of the buddy: no PG_buddy heads
 };
 
 // SYNCHRONIZATION: populate/depopulate/writable_page/check_invariants/defer_init/defer_sections are writers,
@@ -234,6 +237,10 @@ class Vmemmap {
   // hotplug lock an answer may turn stale only by a reader materialising the section, which
   // writes exactly what the run describes, so an arithmetic count from the run stays true.
   std::optional<DeferredSectionRun> deferred_run(Pfn pfn) const;
+  // Drops the pending state of every section wholly inside [start, start + n) without writing
+  // it (its memmap is about to be unmapped) and materialises the pending sections the range covers
+  // in part. A writer.
+  void forget_pending(Pfn start, NrPages n);
   // Sections still pending (0 once everything is materialised or nothing was deferred).
   uint64_t deferred_pending_sections() const;
   // deferred_init_memmap() for every pending section of [start, start + n): writes them now.

@@ -14,7 +14,8 @@
 namespace sparsemem {
 
 struct Vmemmap::Deferred {
-  // State word: bit 0 pending, bit 1 reserved, bits 2-4 zone, bits 8-31 nid; 0 = written.
+  // State word: bit 0 pending, bit 1 reserved, bits 2-4 zone, bit 5 offlined, bits 8-31 nid;
+  // 0 = written.
   static constexpr unsigned kLeafBits = 12;
   struct Leaf {
     std::atomic<uint32_t> state[1u << kLeafBits] = {};
@@ -27,7 +28,8 @@ struct Vmemmap::Deferred {
   // Requires `mutex`. Publishes with release: the section's bytes are written before a 0 is seen.
   void store(SectionNr nr, uint32_t state);
   static uint32_t encode(const DeferredSectionRun& run) {
-    return 1u | (run.reserved ? 2u : 0u) | (static_cast<uint32_t>(run.zone) << 2) | (run.nid << 8);
+    return 1u | (run.reserved ? 2u : 0u) | (static_cast<uint32_t>(run.zone) << 2) | (run.offlined ? 32u : 0u) |
+           (run.nid << 8);
   }
 
   const uint64_t nr_sections;

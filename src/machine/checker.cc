@@ -29,13 +29,15 @@ void Machine::check_cross(InvariantReport& report) const {
   for (const SectionNr nr : m_sections->present_sections()) {
     const MemSection* ms = m_sections->find(nr);
     if (!ms->flags().has(SectionFlag::Online)) {
-      if (m_vmemmap->deferred_run(m_arch.section_nr_to_pfn(nr)))
+      const std::optional<DeferredSectionRun> run = m_vmemmap->deferred_run(m_arch.section_nr_to_pfn(nr));
+      if (run && (!run->offlined || !ms->flags().has(SectionFlag::HasMemMap)))
         report.fail("INV-DEFER-1", "pending section {} is not online", nr.value());
       continue;
     }
     const Pfn base = m_arch.section_nr_to_pfn(nr);
     // INV-DEFER-1 (memmap.h): a pending section is checked from its run, never by reading it.
     if (const std::optional<DeferredSectionRun> run = m_vmemmap->deferred_run(base)) {
+      if (run->offlined) report.fail("INV-DEFER-1", "online section {} is pending as offlined", nr.value());
       const Zone* zone = run->nid < m_nodes.size() ? &m_nodes[run->nid].zone(run->zone) : nullptr;
       if (!ms->flags().has(SectionFlag::HasMemMap) || !zone || zone->is_empty() ||
           !PfnRange{zone->zone_start_pfn, zone->spanned_pages}.contains(base) ||

@@ -191,9 +191,14 @@ Result<void> Machine::offline_pages_locked(Pfn start, NrPages n, unsigned nid, Z
   });
   if (ram != n.value()) return failed(Errno::Inval, "memory holes");
 
-  const Page* first = m_vmemmap->pfn_to_page(start);
-  const Page* last = m_vmemmap->pfn_to_page(end - NrPages(1));
-  if (first->zone() != zone || first->nid() != nid || last->zone() != zone || last->nid() != nid) {
+  // A pending section is free pages of one zone and node, read from its run unwritten.
+  auto in_zone = [&](Pfn p) {
+    if (const std::optional<DeferredSectionRun> run = m_vmemmap->deferred_run(p)) return run->zone == zone && run->nid == nid;
+    const Page* page = m_vmemmap->pfn_to_page(p);
+    return page->zone() == zone && page->nid() == nid;
+  };
+  auto free_pending = [](Pfn, Pfn, const DeferredSectionRun& run) { return !run.reserved && !run.offlined; };
+  if (!in_zone(start) || !in_zone(end - NrPages(1))) {
     m_log.warn("offline_pages: range {} is not in zone {}", mem_range(m_arch, start, n), zone_name(zone));
     return failed(Errno::Inval, "multizone range");
   }
@@ -206,7 +211,7 @@ Result<void> Machine::offline_pages_locked(Pfn start, NrPages n, unsigned nid, Z
   std::optional<Pfn> unmovable;
   auto scan_unmovable = [&](Pfn from, Pfn to) {
     if (unmovable || from >= to) return;
-    for_each_page(*m_vmemmap, m_arch, from, to, [&](Pfn pfn, const Page& p) -> uint64_t {
+    for_each_page_or_pending(*m_vmemmap, m_arch, from, to, [&](Pfn pfn, const Page& p) -> uint64_t {
       bool bad = p.test(PG::reserved);
       if (!bad && zone != ZoneType::Movable && p.refcount != 0)
         bad = !p.test(PG::hwpoison) && !p.has_type(PG_offline) && !p.test(PG::lru);
@@ -215,7 +220,7 @@ Result<void> Machine::offline_pages_locked(Pfn start, NrPages n, unsigned nid, Z
         return 0;
       }
       return p.refcount == 0 && p.is_buddy() ? uint64_t{1} << p.private_ : 1;
-    });
+    }, free_pending);
   };
   const NrPages pageblock = m_arch.pageblock_nr_pages();
   const Pfn first_end = std::min(end, start + pageblock);
@@ -253,13 +258,13 @@ Result<void> Machine::offline_pages_locked(Pfn start, NrPages n, unsigned nid, Z
 
   // scan_movable_pages(): a referenced PageOffline page is unmovable.
   std::optional<Pfn> referenced;
-  for_each_page(*m_vmemmap, m_arch, start, end, [&](Pfn pfn, const Page& p) -> uint64_t {
+  for_each_page_or_pending(*m_vmemmap, m_arch, start, end, [&](Pfn pfn, const Page& p) -> uint64_t {
     if (p.has_type(PG_offline) && p.refcount != 0) {
       referenced = pfn;
       return 0;
     }
     return p.is_buddy() ? uint64_t{1} << p.private_ : 1;
-  });
+  }, free_pending);
   if (referenced) {
     dump_page_locked(*referenced, "unmovable page");
     return failed_isolated(Errno::Busy, "unmovable page");
@@ -311,12 +316,18 @@ Result<void> Machine::offline_pages_locked(Pfn start, NrPages n, unsigned nid, Z
   // Success: sections go offline first, then the free pages leave the buddy and the counters
   // shrink; MEM_OFFLINE; then the span shrinks (spec §4.9 "success ordering").
   m_sections->set_online(start, n, false);
-  for_each_page(*m_vmemmap, m_arch, start, end, [&](Pfn, Page& p) -> uint64_t {
+  for_each_page_or_pending(*m_vmemmap, m_arch, start, end, [&](Pfn, Page& p) -> uint64_t {
     if (!p.is_buddy()) return 1;
     const uint64_t order = p.private_;
     p.clear_type(PG_buddy);
     p.private_ = 0;
     return uint64_t{1} << order;
+  }, [&](Pfn from, Pfn to, const DeferredSectionRun& run) {
+    if (!free_pending(from, to, run)) return false;
+    DeferredSectionRun offlined = run;
+    offlined.offlined = true;
+    m_vmemmap->defer_sections(offlined);
+    return true;
   });
   m_log.log(LogLevel::Debug, "Offlined Pages {}", n.value());  // pr_debug: the traces enable it with dyndbg
   node.zone(zone).managed_pages -= n;

@@ -15,7 +15,7 @@ std::optional<DeferredSectionRun> Vmemmap::Deferred::find(SectionNr nr) const {
   if (!leaf) return std::nullopt;
   const uint32_t s = leaf->state[nr.value() & ((1u << kLeafBits) - 1)].load(std::memory_order_acquire);
   if (!(s & 1)) return std::nullopt;
-  return DeferredSectionRun{nr, 1, static_cast<ZoneType>((s >> 2) & 7), s >> 8, (s & 2) != 0};
+  return DeferredSectionRun{nr, 1, static_cast<ZoneType>((s >> 2) & 7), s >> 8, (s & 2) != 0, (s & 32) != 0};
 }
 
 void Vmemmap::Deferred::store(SectionNr nr, uint32_t state) {
@@ -60,10 +60,26 @@ void Vmemmap::deferred_init_range(Pfn start, NrPages n) const {
   for (SectionNr nr = m_arch.pfn_to_section_nr(start); nr <= last; nr = nr.next()) deferred_init_section(nr);
 }
 
+void Vmemmap::forget_pending(Pfn start, NrPages n) {
+  if (!deferred_pending_sections() || n.value() == 0) return;
+  const Pfn end = start + n;
+  const SectionNr last = m_arch.pfn_to_section_nr(end - NrPages(1));
+  for (SectionNr nr = m_arch.pfn_to_section_nr(start); nr <= last; nr = nr.next()) {
+    const Pfn s = m_arch.section_nr_to_pfn(nr);
+    if (s < start || s + m_arch.pages_per_section() > end) {
+      deferred_init_section(nr);
+      continue;
+    }
+    Deferred& d = *m_deferred;
+    std::lock_guard<std::mutex> lock(d.mutex);
+    if (d.find(nr)) d.store(nr, 0);
+  }
+}
+
 // deferred_init_memmap_chunk() for one section: the bytes memmap_init_range() and
 // memblock_free_all() (or online_pages()) write without deferral — every descriptor initialised for
 // the run's zone and node, then either PG_reserved, or refcount 0 with a PG_buddy head of order
-// MAX_ORDER-1 every 2^(MAX_ORDER-1) pages (the section is whole and aligned, so __free_pages_core
+// MAX_ORDER-1 every 2^(MAX_ORDER-1) pages (none once offline_pages() took them out) (the section is whole and aligned, so __free_pages_core
 // never merges or splits differently).
 void Vmemmap::deferred_init_section(SectionNr nr) const {
   Deferred& d = *m_deferred;
@@ -81,7 +97,7 @@ void Vmemmap::deferred_init_section(SectionNr nr) const {
   } else {
     init_free_page_range(first, pps, run->zone, run->nid, page_addr(start));
     const unsigned order = m_arch.max_order - 1;
-    for (uint64_t i = 0; i < pps; i += uint64_t{1} << order) {
+    for (uint64_t i = 0; i < pps && !run->offlined; i += uint64_t{1} << order) {
       first[i].set_type(PG_buddy);
       first[i].private_ = order;
     }

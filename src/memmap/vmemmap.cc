@@ -729,9 +729,9 @@ void Vmemmap::depopulate(std::span<const FreeRange> ranges) {
     return in_window(r.start, r.n) || m_behaviour.out_of_window != OutOfWindowRule::HardError;
   };
   // A pending section must never be written after its memmap is gone (or re-populated for new
-  // memory): every range's pending sections are written while all of them are still mapped.
+  // memory): a wholly unmapped one is forgotten, one unmapped in part written while still mapped.
   for (const FreeRange& r : ranges)
-    if (may_be_mapped(r)) deferred_init_range(r.start, r.n);
+    if (may_be_mapped(r)) forget_pending(r.start, r.n);
   Impl::Writer w(*m_impl, m_arch, m_config, m_log);
   for (const FreeRange& r : ranges) {
     if (!may_be_mapped(r)) continue;
