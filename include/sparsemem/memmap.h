@@ -244,8 +244,9 @@ class Vmemmap {
   // Sections still pending (0 once everything is materialised or nothing was deferred).
   uint64_t deferred_pending_sections() const;
   // deferred_init_memmap() for every pending section of [start, start + n): writes them now.
-  // pfn_to_page, read_page, writable_page and depopulate call it for the pfns they touch, so a
-  // descriptor is never seen, written or unmapped before it is initialised. Thread-safe: the
+  // pfn_to_page, writable_page and depopulate call it for the pfns they touch, so a descriptor is
+  // never handed out, written or unmapped before it is initialised; read_page answers a pending
+  // section from its run instead (the same bytes, nothing written). Thread-safe: the
   // first caller writes under an internal mutex and publishes the section with a release store.
   void deferred_init_range(Pfn start, NrPages n) const;
 
@@ -268,6 +269,8 @@ class Vmemmap {
   // pfn_to_page() without deferred init: the address only (the deferred writer's own access).
   Page* raw_page(Pfn pfn) const;
   void deferred_init_section(SectionNr nr) const;
+  // The descriptor pfn's pending section holds once materialised (deferred_init_section's bytes).
+  Page pending_page(const DeferredSectionRun& run, Pfn pfn) const;
   const ArchProfile& m_arch;
   const Behaviour& m_behaviour;
   KernelLog& m_log;

@@ -48,7 +48,7 @@ void Machine::check_cross(InvariantReport& report) const {
     }
     for (unsigned s = 0; s < m_arch.subsections_per_section(); ++s) {
       const Pfn pfn = base + NrPages(s * ppss.value());
-      if (!m_sections->pfn_to_online_page(pfn)) continue;
+      if (!m_sections->pfn_is_online(pfn)) continue;
       auto page = m_vmemmap->read_page(pfn);
       if (!page) {
         report.fail("INV-X-1", "pfn {:#x} is online but its descriptor faults: {}", pfn.value(),

@@ -369,7 +369,7 @@ void Machine::check_devmem_locked(InvariantReport& report) const {
           }
       }
       for (Pfn p = pfns.start; p < pfns.end(); p += sub) {
-        if (m_sections->pfn_to_online_page(p) || !m_sections->pfn_valid(p)) {
+        if (m_sections->pfn_is_online(p) || !m_sections->pfn_valid(p)) {
           report.fail("INV-PGMAP-3", "ZONE_DEVICE pfn {:#x} is {}", p.value(),
                       m_sections->pfn_valid(p) ? "online" : "not pfn_valid");
           break;

@@ -74,7 +74,8 @@ void Machine::create_boot_blocks_locked(const std::vector<MemRange>& memory) {
 ZoneChoiceContext Machine::zone_choice_context() const {
   return ZoneChoiceContext{
       m_nodes, m_groups, m_mhp, m_arch.pages_per_section(), [this](Pfn pfn) -> std::optional<ZoneType> {
-        const Page* p = m_sections->pfn_to_online_page(pfn);
+        if (!m_sections->pfn_is_online(pfn)) return std::nullopt;
+        const Result<Page> p = m_vmemmap->read_page(pfn);
         if (!p) return std::nullopt;
         return p->zone();
       }};

@@ -120,7 +120,7 @@ void Machine::check_hotplug_locked(InvariantReport& report) const {
         }
         // The checker reads descriptors through the checked path: under a legacy behaviour an
         // "online" pfn's memmap may be unmapped, which is a finding, not a crash.
-        if (!m_sections->pfn_to_online_page(p)) continue;
+        if (!m_sections->pfn_is_online(p)) continue;
         const Result<Page> read = m_vmemmap->read_page(p);
         if (!read) {
           report.fail("INV-BLOCK-2", "memory{}: online pfn {:#x} faults: {}", b.id.value(), p.value(),
@@ -213,7 +213,7 @@ void Machine::check_hotplug_locked(InvariantReport& report) const {
       continue;
     }
     const Result<Page> read =
-        m_sections->pfn_to_online_page(pfn) ? m_vmemmap->read_page(pfn) : fail(Errno::NoEnt, "not online");
+        m_sections->pfn_is_online(pfn) ? m_vmemmap->read_page(pfn) : fail(Errno::NoEnt, "not online");
     if (!read) {
       report.fail("INV-TAG-2", "tag {:#x} lives at pfn {:#x}, which is not online", tag, pfn.value());
       continue;

@@ -85,7 +85,8 @@ void Machine::set_pageblocks_migratetype_locked(Pfn pfn, NrPages n, Migratetype 
 
 void Machine::shrink_zone_locked(Pfn pfn, NrPages n, unsigned nid, ZoneType zone) {
   remove_pfn_range_from_zone(m_nodes[nid], zone, pfn, n, m_arch.pages_per_subsection(), [&](Pfn p) {
-    const Page* page = m_sections->pfn_to_online_page(p);
+    if (!m_sections->pfn_is_online(p)) return false;
+    const Result<Page> page = m_vmemmap->read_page(p);
     return page && page->zone() == zone && page->nid() == nid;
   });
 }

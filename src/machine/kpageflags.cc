@@ -48,7 +48,7 @@ uint64_t stable_page_flags(const Page& page, bool free_block) {
 }
 
 Result<uint64_t> kpageflags(const Machine& m, Pfn pfn) {
-  if (!m.pfn_to_online_page(pfn)) return KPF_NOPAGE_VALUE;
+  if (!m.pfn_is_online(pfn)) return KPF_NOPAGE_VALUE;
   SPM_TRY_ASSIGN(const Page page, m.vmemmap().read_page(pfn));
   // page_mapped() -> page_folio() -> compound_head(): a tail's head is dereferenced first, so a
   // garbage compound_head (seed 004: 0xfdfdfdfdfdfdfdfd) oopses the walker here.
@@ -61,7 +61,7 @@ Result<uint64_t> kpageflags(const Machine& m, Pfn pfn) {
 }
 
 Result<uint64_t> kpagecount(const Machine& m, Pfn pfn) {
-  if (!m.pfn_to_online_page(pfn)) return uint64_t{0};
+  if (!m.pfn_is_online(pfn)) return uint64_t{0};
   SPM_TRY_ASSIGN(const Page page, m.vmemmap().read_page(pfn));
   if (page.test(PG::slab) || is_typed(page)) return uint64_t{0};
   const int mapcount = page.mapcount + 1;

@@ -30,8 +30,8 @@ std::optional<Pfn> Machine::free_buddy_head_locked(Pfn pfn) const {
   for (unsigned order = 0; order < m_arch.max_order; ++order) {
     const Pfn head(pfn.value() & ~((uint64_t{1} << order) - 1));
     // A block of at most MAX_ORDER-1 never leaves its section, so the head's memmap is mapped.
-    const Page* p = m_vmemmap->pfn_to_page(head);
-    if (p->is_buddy() && p->private_ >= order) return head;
+    const Result<Page> p = m_vmemmap->read_page(head);
+    if (p && p->is_buddy() && p->private_ >= order) return head;
   }
   return std::nullopt;
 }
@@ -86,7 +86,8 @@ std::optional<Pfn> Machine::find_free_page_locked(unsigned nid, ZoneType zt, Pfn
       pfn = exclude.end();
       continue;
     }
-    const Page* p = m_sections->pfn_to_online_page(pfn);
+    // Read, not pfn_to_page(): a pending section answers from its run and stays unwritten.
+    const Result<Page> p = m_sections->pfn_is_online(pfn) ? m_vmemmap->read_page(pfn) : fail(Errno::NoEnt, "offline");
     if (!p) {
       // Offline section or hole subsection: nothing free before the next subsection.
       pfn = Pfn((pfn.value() | (m_arch.pages_per_subsection().value() - 1)) + 1);

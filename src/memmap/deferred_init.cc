@@ -105,4 +105,21 @@ void Vmemmap::deferred_init_section(SectionNr nr) const {
   d.store(nr, 0);
 }
 
+// One descriptor of deferred_init_section()'s bytes; the tests compare the two pfn by pfn.
+Page Vmemmap::pending_page(const DeferredSectionRun& run, Pfn pfn) const {
+  Page p;
+  init_single_page(p, run.zone, run.nid, page_addr(pfn));
+  if (run.reserved) {
+    p.set(PG::reserved);
+    return p;
+  }
+  p.refcount = 0;
+  const unsigned order = m_arch.max_order - 1;
+  if (!run.offlined && !(pfn.value() & ((uint64_t{1} << order) - 1))) {
+    p.set_type(PG_buddy);
+    p.private_ = order;
+  }
+  return p;
+}
+
 }  // namespace sparsemem

@@ -281,12 +281,10 @@ class Vmemmap::Impl::Writer {
 
   Result<void> map_huge(Chunk& c, uint64_t block, VmemmapOrigin origin, VmemAltmap* altmap) {
     const uint64_t altmap_pages = origin == VmemmapOrigin::Altmap ? m.pmd_size() >> m.page_shift : 0;
-    // Hot-added and device memmap is written whole soon after (online_pages, memmap_init_zone_device),
-    // so host huge pages cost no memory the model would not touch anyway and turn 512 first-touch
-    // faults per 2 MiB into one. Boot memmap keeps 4 KiB host pages: deferred struct page init
-    // touches it sparsely, and a huge page per touched PMD would multiply the resident size.
-    auto r = origin == VmemmapOrigin::Boot ? vmemmap_detail::host_map(m.host(c, block), m.pmd_size())
-                                           : vmemmap_detail::host_map_huge(m.host(c, block), m.pmd_size());
+    // A PMD's memmap is written whole when it is written at all (a pending section is
+    // materialised whole, and on x86 one section's memmap is one PMD), so host huge pages cost no
+    // memory the model would not touch anyway and turn 512 first-touch faults per 2 MiB into one.
+    auto r = vmemmap_detail::host_map_huge(m.host(c, block), m.pmd_size());
     if (!r) {
       if (altmap_pages) altmap->free_pages(NrPages(altmap_pages));
       return r;
@@ -800,10 +798,11 @@ Result<Page> Vmemmap::read_page_at(uint64_t kaddr) const {
 
 Result<Page> Vmemmap::read_page(Pfn pfn) const {
   const uint64_t kaddr = page_addr(pfn).value();
-  deferred_init_range(pfn, NrPages(1));
   vmemmap_detail::ReaderGate::Guard guard(m_impl->gate);
   const Chunk* c = m_impl->chunks.find(kaddr);
   if (!c || !m_impl->mapped_at(*c, kaddr)) return fail(Errno::Fault, oops_text(m_arch, kaddr));
+  // A reader needs the bytes, not their memory: a pending section answers from its run.
+  if (const std::optional<DeferredSectionRun> run = deferred_run(pfn)) return pending_page(*run, pfn);
   // Word-sized relaxed loads: a pfn walker's read races with descriptor writers by design.
   using AliasedWord = uint64_t __attribute__((may_alias));
   const auto* src = reinterpret_cast<const AliasedWord*>(m_impl->host(*c, kaddr));
