@@ -459,8 +459,9 @@ class Shell {
 
   // open + read of one file as an applet sees it: the open's errors, then the read's.
   enum class ReadFailure { None, Open, Read };
-  ReadFailure read_file(std::string_view path, std::string& data, Errno& code) {
-    auto node = fs().lookup(path);
+  ReadFailure read_file(std::string_view path, std::string& data, Errno& code) { return read_file(fs(), path, data, code); }
+  ReadFailure read_file(const VirtualFs& vfs, std::string_view path, std::string& data, Errno& code) {
+    auto node = vfs.lookup(path);
     if (!node) {
       code = node.error().code;
       return ReadFailure::Open;
@@ -773,10 +774,11 @@ class Shell {
   }
 
   // `read -r v < FILE`: the first line, or nullopt when the open or read fails.
-  std::optional<std::string> read_first_line(std::string_view path) {
+  std::optional<std::string> read_first_line(std::string_view path) { return read_first_line(fs(), path); }
+  std::optional<std::string> read_first_line(const VirtualFs& vfs, std::string_view path) {
     std::string data;
     Errno code{};
-    if (read_file(path, data, code) != ReadFailure::None) return std::nullopt;
+    if (read_file(vfs, path, data, code) != ReadFailure::None) return std::nullopt;
     const size_t nl = data.find('\n');
     return nl == std::string::npos ? data : data.substr(0, nl);
   }
@@ -784,8 +786,11 @@ class Shell {
   // A shell glob over one directory: sorted names starting with `prefix` (and, for digits_after,
   // followed by a digit).
   std::vector<std::string> glob(std::string_view dir, std::string_view prefix, bool digit_after = false) {
+    return glob(fs(), dir, prefix, digit_after);
+  }
+  std::vector<std::string> glob(const VirtualFs& vfs, std::string_view dir, std::string_view prefix, bool digit_after) {
     std::vector<std::string> out;
-    auto names = fs().list(dir);
+    auto names = vfs.list(dir);
     if (!names) return out;
     for (const std::string& n : *names) {
       if (!n.starts_with(prefix)) continue;
@@ -799,14 +804,17 @@ class Shell {
   int cmd_memblocks(Io& io) {
     const std::string base = "/sys/devices/system/memory/";
     for (const std::string& d : glob(base, "memory", true)) {
-      const std::string dir = base + d + "/";
-      auto attr = [&](const char* f) { return read_first_line(dir + f).value_or("<err>"); };
+      // The block's directory is looked up once and read as a root of its own: the helper's
+      // paths all start with it, and resolving it again per attribute was most of the cost.
+      auto dir_node = fs().lookup(base + d);
+      const VirtualFs block(dir_node ? std::move(*dir_node) : FsNode{});  // gone: every attribute reads <err>
+      auto attr = [&](const char* f) { return read_first_line(block, std::string("/") + f).value_or("<err>"); };
       const std::string st = attr("state"), pi = attr("phys_index"), vz = attr("valid_zones"), rm = attr("removable"),
                         pd = attr("phys_device");
       std::string ot = "-";
-      if (fs().exists(dir + "online_type")) ot = read_first_line(dir + "online_type").value_or("<err>");
+      if (block.exists("/online_type")) ot = attr("online_type");
       std::string nodes;
-      for (const std::string& n : glob(dir, "node", true)) nodes += n + " ";
+      for (const std::string& n : glob(block, "/", "node", true)) nodes += n + " ";
       if (!nodes.empty()) nodes.pop_back();
       io.out += fmt::format("{}|{}|{}|{}|{}|{}|{}|{}\n", d.substr(6), st, pi, vz, rm, pd, ot, nodes);
     }
