@@ -3,6 +3,7 @@
 // until boot() returns; everything after goes through the hotplug lock.
 #include <algorithm>
 
+#include "internal/page_walk.h"
 #include "sparsemem/machine.h"
 
 namespace sparsemem {
@@ -170,17 +171,18 @@ void Machine::init_unavailable_range(Pfn start, Pfn end, ZoneType zone, unsigned
   uint64_t count = 0;
   const uint64_t pb = m_arch.pageblock_nr_pages().value();
   const uint64_t ps = m_arch.pages_per_section().value();
-  for (uint64_t pfn = start.value(); pfn < end.value(); ++pfn) {
+  for (uint64_t pfn = start.value(); pfn < end.value();) {
     if (!m_sections->pfn_in_present_section(Pfn(pfn))) {
-      pfn |= ps - 1;  // no section: nothing in it has a memmap (large holes cost one step per section)
+      pfn = (pfn | (ps - 1)) + 1;  // no section: nothing in it has a memmap (large holes cost one step per section)
       continue;
     }
-    if (!m_sections->pfn_valid(Pfn(pfn & ~(pb - 1)))) {
-      pfn |= pb - 1;  // skip to the end of this pageblock
-      continue;
+    const uint64_t block_end = std::min(end.value(), (pfn | (pb - 1)) + 1);
+    // A pageblock's memmap is all there or all missing, and never crosses a section.
+    if (m_sections->pfn_valid(Pfn(pfn & ~(pb - 1)))) {
+      init_page_range(m_vmemmap->pfn_to_page(Pfn(pfn)), block_end - pfn, zone, nid, m_vmemmap->page_addr(Pfn(pfn)), true);
+      count += block_end - pfn;
     }
-    init_reserved_page(*m_vmemmap->pfn_to_page(Pfn(pfn)), zone, nid, m_vmemmap->page_addr(Pfn(pfn)));
-    ++count;
+    pfn = block_end;
   }
   if (count)
     m_log.log(LogLevel::Info, "On node {}, zone {}: {} pages in unavailable ranges", nid, zone_name(zone), count);
@@ -228,18 +230,17 @@ void Machine::memmap_init_locked(const std::vector<MemRange>& m_memory) {
 void Machine::free_boot_memory_locked(const std::vector<MemRange>& m_memory,
                                       const std::vector<PfnRange>& m_reserved) {
   const NrPages pps = m_arch.pages_per_section();
+  auto set_reserved = [](Pfn, Page& p) -> uint64_t {
+    p.set(PG::reserved);
+    return 1;
+  };
   for (const PfnRange& r : m_reserved)
-    for (Pfn pfn = r.start; pfn < r.end(); ++pfn) {
-      if (m_vmemmap->deferred_run(pfn)) {  // a wholly reserved pending section: PG_reserved when written
-        pfn = m_arch.section_nr_to_pfn(m_arch.pfn_to_section_nr(pfn).next()) - NrPages(1);
-        continue;
-      }
-      m_vmemmap->pfn_to_page(pfn)->set(PG::reserved);
-    }
+    for_each_page_or_pending(*m_vmemmap, m_arch, r.start, r.end(), set_reserved,
+                             [](Pfn, Pfn, const DeferredSectionRun&) { return true; });  // PG_reserved when written
   size_t ri = 0;  // m_reserved and m_memory are both sorted
   for (const MemRange& r : m_memory) {
     if (r.nomap) {
-      for (Pfn pfn = r.start; pfn < r.end; ++pfn) m_vmemmap->pfn_to_page(pfn)->set(PG::reserved);
+      for_each_page(*m_vmemmap, m_arch, r.start, r.end, set_reserved);
       continue;
     }
     Pfn pfn = r.start;
@@ -264,8 +265,8 @@ void Machine::free_boot_memory_locked(const std::vector<MemRange>& m_memory,
                              pfn.value() + (uint64_t{1} << order) > free_end.value()))
           --order;
         const NrPages n(uint64_t{1} << order);
-        for (Pfn p = pfn; p < pfn + n; ++p) m_vmemmap->pfn_to_page(p)->refcount = 0;
-        Page* head = m_vmemmap->pfn_to_page(pfn);
+        Page* head = m_vmemmap->pfn_to_page(pfn);  // a MAX_ORDER-1 block never leaves its section
+        for (uint64_t i = 0; i < n.value(); ++i) head[i].refcount = 0;
         head->set_type(PG_buddy);
         head->private_ = order;
         m_nodes[r.nid].zone(head->zone()).managed_pages += n;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "internal/page_walk.h"
 #include "sparsemem/machine.h"
 
 namespace sparsemem {
@@ -107,24 +108,25 @@ void Machine::register_boot_memory_locked() {
   // get_page_bootmem(info, page, type): index = type, PG_private, private = info, one reference
   // more than the reserved page's own. These references are why offlining a block that holds a
   // boot memmap fails -EBUSY (has_unmovable_pages finds PG_reserved first).
-  auto get_page_bootmem = [&](Pfn pfn, uint64_t info, uint64_t type) {
-    Page* p = m_vmemmap->pfn_to_page(pfn);
-    p->index = type;
-    p->set(PG::private_);
-    p->private_ = info;
-    ++p->refcount;
+  auto get_page_bootmem = [&](Pfn first, Pfn end, uint64_t info, uint64_t type) {
+    for_each_page(*m_vmemmap, m_arch, first, end, [&](Pfn, Page& p) -> uint64_t {
+      p.index = type;
+      p.set(PG::private_);
+      p.private_ = info;
+      ++p.refcount;
+      return 1;
+    });
   };
   const uint64_t map = std::max(m_arch.section_memmap_bytes(), m_arch.pmd_size());
   for (const BootMemmapBuffer& b : m_boot_memmap_buffers) {
     // register_page_bootmem_memmap() with PSE: every page of each section's 2 MiB vmemmap block.
     for (size_t i = 0; i < b.sections.size(); ++i) {
       const Pfn first = m_arch.phys_to_pfn(PhysAddr(b.base.value() + i * map));
-      for (uint64_t k = 0; k < map / page; ++k) get_page_bootmem(first + NrPages(k), b.sections[i].value(), SECTION_INFO);
+      get_page_bootmem(first, first + NrPages(map / page), b.sections[i].value(), SECTION_INFO);
     }
   }
   for (const auto& [nid, range] : m_boot_pgdats)
-    for (Pfn pfn = m_arch.phys_to_pfn(range.start); pfn <= m_arch.phys_to_pfn(range.last); ++pfn)
-      get_page_bootmem(pfn, nid, NODE_INFO);
+    get_page_bootmem(m_arch.phys_to_pfn(range.start), m_arch.phys_to_pfn(range.last) + NrPages(1), nid, NODE_INFO);
 
   // preallocate_vmalloc_pages(): GFP_KERNEL order-0 pages, the first the buddy hands out. They come
   // from the preferred (highest populated kernel) zone of the first node, and memblock_free_all()
