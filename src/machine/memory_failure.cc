@@ -1,5 +1,6 @@
 // Memory failure (mm/memory-failure.c, 6.1) for the pages the model owns: soft and hard offlining of
 // free pages, num_poisoned_pages and its release when memory is removed. Entry points take the hotplug lock.
+#include "internal/page_walk.h"
 #include "sparsemem/machine.h"
 
 namespace sparsemem {
@@ -72,15 +73,19 @@ uint64_t Machine::num_poisoned_pages() const {
 void Machine::clear_hwpoisoned_pages_locked(Pfn start, NrPages n) {
   if (m_num_poisoned_pages == 0) return;
   const uint64_t pps = m_arch.pages_per_section().value();
-  for (Pfn pfn = start; pfn < start + n; ++pfn) {
-    if (!m_vmemmap->descriptor_mapped(pfn)) {
-      pfn = Pfn((pfn.value() | (pps - 1)));  // no memmap in this section
-      continue;
-    }
-    Page* p = m_vmemmap->pfn_to_page(pfn);
-    if (!p->test(PG::hwpoison)) continue;
-    p->clear(PG::hwpoison);
-    --m_num_poisoned_pages;
+  for (Pfn pfn = start; pfn < start + n;) {
+    const Pfn sec_end = std::min(start + n, Pfn((pfn.value() | (pps - 1)) + 1));
+    // No memmap in this section: nothing to clear. A pending section holds no poisoned page
+    // (poisoning takes the page out of the buddy, which writes the section).
+    if (m_vmemmap->descriptor_mapped(pfn))
+      for_each_page_or_pending(*m_vmemmap, m_arch, pfn, sec_end, [&](Pfn, Page& p) -> uint64_t {
+        if (p.test(PG::hwpoison)) {
+          p.clear(PG::hwpoison);
+          --m_num_poisoned_pages;
+        }
+        return 1;
+      }, [](Pfn, Pfn, const DeferredSectionRun&) { return true; });
+    pfn = sec_end;
   }
 }
 

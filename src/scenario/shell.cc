@@ -889,13 +889,14 @@ class Shell {
   int cmd_acpi_mem(Io& io) {
     const std::string base = "/sys/bus/acpi/devices/";
     for (const std::string& d : glob(base, "PNP0C80:")) {
-      const std::string dir = base + d + "/";
-      const std::string st = fs().exists(dir + "status") ? read_first_line(dir + "status").value_or("") : "-";
-      const std::string p = fs().exists(dir + "path") ? read_first_line(dir + "path").value_or("") : "-";
-      const std::string ej = fs().exists(dir + "eject") ? "yes" : "no";
+      auto dir_node = fs().lookup(base + d);  // once, as in cmd_memblocks
+      const VirtualFs dev(dir_node ? std::move(*dir_node) : FsNode{});
+      const std::string st = dev.exists("/status") ? read_first_line(dev, "/status").value_or("") : "-";
+      const std::string p = dev.exists("/path") ? read_first_line(dev, "/path").value_or("") : "-";
+      const std::string ej = dev.exists("/eject") ? "yes" : "no";
       std::string pn;
-      for (const std::string& x : glob(dir, "physical_node")) {
-        if (auto t = fs().readlink(dir + x)) pn += " " + basename_of(*t);
+      for (const std::string& x : glob(dev, "/", "physical_node", false)) {
+        if (auto t = dev.readlink("/" + x)) pn += " " + basename_of(*t);
       }
       io.out += fmt::format("{}|{}|{}|{}|{}\n", d, st, p, ej, pn.empty() ? "" : pn.substr(1));
     }
