@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -216,6 +217,9 @@ class HostProbe {
   HostProbe(const HostProbe&) = delete;
   HostProbe& operator=(const HostProbe&) = delete;
   bool readable(const void* p);
+  // readable() of every pointer, in one process_vm_readv(2) of our own memory (it stops at the
+  // first unreadable byte); false when any is not, or when the host refuses the call.
+  bool all_readable(std::span<const void* const> ps);
 
  private:
   int m_fd[2] = {-1, -1};

@@ -45,16 +45,18 @@ Machine::ZoneCounts Machine::count_block_locked(const MemoryBlock& mem) const {
         sub = sub_end;
         continue;
       }
-      for_each_page(*m_vmemmap, m_arch, sub, sub_end, [&](Pfn, const Page& p) -> uint64_t {
+      for_each_page(*m_vmemmap, m_arch, sub, sub_end, [&](Pfn pfn, const Page& p) -> uint64_t {
         const std::pair<unsigned, ZoneType> k{p.nid(), p.zone()};
         if (k != key) {
           flush();
           key = k;
         }
-        ++run[0];
-        if (mem.boot) ++run[1];
-        if (!p.test(PG::reserved) && !p.has_type(PG_offline)) ++run[2];
-        return 1;
+        // A free buddy block is one zone and node, and managed throughout: counted at its head.
+        const uint64_t n = p.is_buddy() ? std::min<uint64_t>(uint64_t{1} << p.private_, (sub_end - pfn).value()) : 1;
+        run[0] += n;
+        if (mem.boot) run[1] += n;
+        if (p.is_buddy() || (!p.test(PG::reserved) && !p.has_type(PG_offline))) run[2] += n;
+        return n;
       });
       sub = sub_end;
     }

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -241,6 +242,17 @@ bool HostProbe::readable(const void* p) {
   char sink;
   SPM_CHECK(read(m_fd[0], &sink, 1) == 1, "vmemmap probe pipe lost a byte");
   return true;
+}
+
+bool HostProbe::all_readable(std::span<const void* const> ps) {
+  if (ps.empty()) return true;
+  std::vector<char> sink(ps.size());
+  std::vector<iovec> local(1, iovec{sink.data(), sink.size()});
+  std::vector<iovec> remote;
+  remote.reserve(ps.size());
+  for (const void* p : ps) remote.push_back(iovec{const_cast<void*>(p), 1});
+  const ssize_t n = process_vm_readv(getpid(), local.data(), local.size(), remote.data(), remote.size(), 0);
+  return n == static_cast<ssize_t>(ps.size());
 }
 
 }  // namespace sparsemem::vmemmap_detail
