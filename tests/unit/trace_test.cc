@@ -35,7 +35,7 @@ std::string read_file(const fs::path& p) {
 // (the writer reproduces json.dumps(indent=1) and the driver's key order).
 TEST(TraceRoundTrip, EveryOracleTraceIsLossless) {
   const auto files = trace_files();
-  ASSERT_EQ(files.size(), 18u);
+  ASSERT_EQ(files.size(), 19u);
   for (const auto& f : files) {
     SCOPED_TRACE(f.filename().string());
     const std::string text = read_file(f);
@@ -74,7 +74,7 @@ TEST(TraceParsers, RebuildOracleStructuresFromRawLines) {
       ++snapshots;
     }
   }
-  EXPECT_EQ(snapshots, 144u);  // every step of every trace
+  EXPECT_EQ(snapshots, 147u);  // every step of every trace
 }
 
 // Scenario: pfnflags, memblocks, acpi_mem, nd_dax_state, key=value and meminfo output lines as the
