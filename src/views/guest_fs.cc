@@ -77,43 +77,58 @@ FsNode empty_dir() { return fs_dir({}); }
 FsNode memory_block_dir(const Ctx& c, BlockId id) {
   Machine* m = c->machine;
   auto block = [m, id]() { return m->memory_blocks().find(id); };
-  std::vector<std::pair<std::string, FsNode>> e;
-  e.emplace_back("online", fs_file_rw(
-                               [block]() -> Result<std::string> {
-                                 const MemoryBlock* b = block();
-                                 if (!b) return fail(Errno::NoDev);
-                                 return b->state == MemoryBlockState::Online ? "1\n" : "0\n";
-                               },
-                               [m, id](std::string_view v) -> Result<void> {
-                                 const auto on = parse_kstrtobool(v);
-                                 if (!on) return einval("online: not a boolean");
-                                 return *on ? m->device_online(id) : m->device_offline(id);
-                               }));
-  e.emplace_back("phys_device", fs_const("0\n"));
-  e.emplace_back("phys_index", fs_const(fmt::format("{:08x}\n", id.value())));
-  e.emplace_back("power", empty_dir());
-  e.emplace_back("removable", fs_const("1\n"));
-  e.emplace_back("state", fs_file_rw(
-                              [block]() -> Result<std::string> {
-                                const MemoryBlock* b = block();
-                                if (!b) return fail(Errno::NoDev);
-                                return std::string(memory_block_state_name(b->state)) + "\n";
-                              },
-                              [m, id](std::string_view v) -> Result<void> {
-                                // state_store(): the string is parsed before any lock is taken.
-                                const auto type = parse_online_type(v);
-                                if (!type) return einval("state: unknown online type");
-                                return m->memory_block_state_store(id, *type);
-                              }));
-  e.emplace_back("subsystem", fs_link("../../../../bus/memory"));
-  e.emplace_back("uevent", fs_file_rw([]() -> Result<std::string> { return std::string(); },
-                                      [](std::string_view) -> Result<void> { return {}; }));
-  e.emplace_back("valid_zones", fs_file([m, id]() -> Result<std::string> {
-                   SPM_TRY_ASSIGN(std::string z, m->valid_zones(id));
-                   return z + "\n";
-                 }));
-  if (const MemoryBlock* b = block()) e.emplace_back(fmt::format("node{}", b->nid), fs_link(fmt::format("../../node/node{}", b->nid)));
-  return fs_dir(std::move(e));
+  // Built entry by entry on lookup: the guest helpers read a block's attributes one path at a
+  // time, and building every entry for each of them was most of a snapshot's cost.
+  auto entry = [m, id, block](std::string_view name) -> std::optional<FsNode> {
+    if (name == "online")
+      return fs_file_rw(
+          [block]() -> Result<std::string> {
+            const MemoryBlock* b = block();
+            if (!b) return fail(Errno::NoDev);
+            return b->state == MemoryBlockState::Online ? "1\n" : "0\n";
+          },
+          [m, id](std::string_view v) -> Result<void> {
+            const auto on = parse_kstrtobool(v);
+            if (!on) return einval("online: not a boolean");
+            return *on ? m->device_online(id) : m->device_offline(id);
+          });
+    if (name == "phys_device") return fs_const("0\n");
+    if (name == "phys_index") return fs_const(fmt::format("{:08x}\n", id.value()));
+    if (name == "power") return empty_dir();
+    if (name == "removable") return fs_const("1\n");
+    if (name == "state")
+      return fs_file_rw(
+          [block]() -> Result<std::string> {
+            const MemoryBlock* b = block();
+            if (!b) return fail(Errno::NoDev);
+            return std::string(memory_block_state_name(b->state)) + "\n";
+          },
+          [m, id](std::string_view v) -> Result<void> {
+            // state_store(): the string is parsed before any lock is taken.
+            const auto type = parse_online_type(v);
+            if (!type) return einval("state: unknown online type");
+            return m->memory_block_state_store(id, *type);
+          });
+    if (name == "subsystem") return fs_link("../../../../bus/memory");
+    if (name == "uevent")
+      return fs_file_rw([]() -> Result<std::string> { return std::string(); },
+                        [](std::string_view) -> Result<void> { return {}; });
+    if (name == "valid_zones")
+      return fs_file([m, id]() -> Result<std::string> {
+        SPM_TRY_ASSIGN(std::string z, m->valid_zones(id));
+        return z + "\n";
+      });
+    if (const MemoryBlock* b = block(); b && name == fmt::format("node{}", b->nid))
+      return fs_link(fmt::format("../../node/node{}", b->nid));
+    return std::nullopt;
+  };
+  auto names = [block]() {
+    std::vector<std::string> v = {"online",    "phys_device", "phys_index", "power",      "removable",
+                                  "state",     "subsystem",   "uevent",     "valid_zones"};
+    if (const MemoryBlock* b = block()) v.push_back(fmt::format("node{}", b->nid));
+    return v;
+  };
+  return fs_dynamic_dir(std::move(names), std::move(entry));
 }
 
 FsNode memory_dir(const Ctx& c) {

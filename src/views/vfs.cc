@@ -82,14 +82,17 @@ std::vector<std::string> split_fs_path(std::string_view path) {
 }
 
 Result<FsNode> VirtualFs::lookup(std::string_view path) const {
-  FsNode cur = m_root;
+  // The root is not copied: only the nodes a lookup creates are owned here.
+  const FsNode* cur = &m_root;
+  std::optional<FsNode> owned;
   for (const std::string& part : split_fs_path(path)) {
-    if (cur.kind != FsKind::Dir || !cur.child) return fail(Errno::NoEnt, std::string(path));
-    std::optional<FsNode> next = cur.child(part);
+    if (cur->kind != FsKind::Dir || !cur->child) return fail(Errno::NoEnt, std::string(path));
+    std::optional<FsNode> next = cur->child(part);
     if (!next) return fail(Errno::NoEnt, std::string(path));
-    cur = std::move(*next);
+    owned = std::move(next);
+    cur = &*owned;
   }
-  return cur;
+  return *cur;
 }
 
 Result<std::string> VirtualFs::read(std::string_view path) const {
