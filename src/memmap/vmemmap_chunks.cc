@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <thread>
@@ -245,14 +246,17 @@ bool HostProbe::readable(const void* p) {
 }
 
 bool HostProbe::all_readable(std::span<const void* const> ps) {
-  if (ps.empty()) return true;
-  std::vector<char> sink(ps.size());
-  std::vector<iovec> local(1, iovec{sink.data(), sink.size()});
-  std::vector<iovec> remote;
-  remote.reserve(ps.size());
-  for (const void* p : ps) remote.push_back(iovec{const_cast<void*>(p), 1});
-  const ssize_t n = process_vm_readv(getpid(), local.data(), local.size(), remote.data(), remote.size(), 0);
-  return n == static_cast<ssize_t>(ps.size());
+  // At most IOV_MAX (1024) remote vectors per call.
+  constexpr size_t kBatch = 1024;
+  char sink[kBatch];
+  iovec remote[kBatch];
+  for (size_t i = 0; i < ps.size(); i += kBatch) {
+    const size_t n = std::min(kBatch, ps.size() - i);
+    for (size_t k = 0; k < n; ++k) remote[k] = iovec{const_cast<void*>(ps[i + k]), 1};
+    const iovec local{sink, n};
+    if (process_vm_readv(getpid(), &local, 1, remote, n, 0) != static_cast<ssize_t>(n)) return false;
+  }
+  return true;
 }
 
 }  // namespace sparsemem::vmemmap_detail

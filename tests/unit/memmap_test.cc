@@ -2,6 +2,7 @@
 // (spec §4.2), the altmap (spec §2.8) and real unmapping. Expected values are worked out by hand.
 #include "sparsemem/memmap.h"
 
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 
@@ -357,6 +358,33 @@ TEST(Vmemmap, invariant_checker_sees_host_protection) {
   ASSERT_EQ(r.violations().size(), 1u) << r.to_string();
   EXPECT_EQ(r.violations()[0].id, "INV-VMEMMAP-3");
   ASSERT_EQ(mprotect(host, 4096, PROT_READ | PROT_WRITE), 0);
+  env.expect_invariants();
+}
+
+// Scenario: 75 GiB of memmap populated with huge PMDs (600 of them, 1200 samples that must be
+// readable, more than one process_vm_readv call takes), then PMD 300's last host page and PMD 500's
+// first made inaccessible behind the table's back.
+// Expect: clean first; then exactly those two INV-VMEMMAP-3 findings, at their addresses.
+TEST(Vmemmap, host_protection_probe_covers_more_samples_than_one_batch) {
+  Env env(kX86_64);
+  const Pfn base(0x140000);
+  ASSERT_TRUE(env.vm.populate(base, NrPages(600 * 32768), nullptr, VmemmapOrigin::Buddy));
+  env.expect_invariants();
+  auto pmd_page = [&](uint64_t pmd, uint64_t page) {
+    return const_cast<std::byte*>(static_cast<const std::byte*>(env.vm.host_address(base + NrPages(pmd * 32768)))) +
+           page * 4096;
+  };
+  ASSERT_EQ(mprotect(pmd_page(300, 511), 4096, PROT_NONE), 0);
+  ASSERT_EQ(mprotect(pmd_page(500, 0), 4096, PROT_NONE), 0);
+  InvariantReport r;
+  env.vm.check_invariants(r);
+  ASSERT_EQ(r.violations().size(), 2u) << r.to_string();
+  const uint64_t k300 = env.vm.page_addr(base + NrPages(300 * 32768)).value() + 511 * 4096;
+  const uint64_t k500 = env.vm.page_addr(base + NrPages(500 * 32768)).value();
+  EXPECT_NE(r.to_string().find(fmt::format("{:#x}", k300)), std::string::npos) << r.to_string();
+  EXPECT_NE(r.to_string().find(fmt::format("{:#x}", k500)), std::string::npos) << r.to_string();
+  ASSERT_EQ(mprotect(pmd_page(300, 511), 4096, PROT_READ | PROT_WRITE), 0);
+  ASSERT_EQ(mprotect(pmd_page(500, 0), 4096, PROT_READ | PROT_WRITE), 0);
   env.expect_invariants();
 }
 
