@@ -210,6 +210,8 @@ class Vmemmap {
   Pfn page_to_pfn(const Page* page) const;
   // Is the vmemmap page holding pfn's descriptor mapped?
   bool descriptor_mapped(Pfn pfn) const;
+  // descriptor_mapped() of every pfn of [start, start + n), a huge PMD at a time. Lock-free.
+  bool descriptors_mapped(Pfn start, NrPages n) const;
   // Checked read: a copy of the descriptor, or -EFAULT carrying the oops text the kernel prints
   // for the descriptor's kernel address (x86 "BUG: unable to handle page fault for address:
   // %016lx", arm64 "Unable to handle kernel paging request at virtual address %016lx"). Safe

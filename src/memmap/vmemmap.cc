@@ -768,6 +768,23 @@ Pfn Vmemmap::page_to_pfn(const Page* page) const {
   return Pfn((base + index) & ((uint64_t{1} << (64 - STRUCT_PAGE_SHIFT)) - 1));
 }
 
+bool Vmemmap::descriptors_mapped(Pfn start, NrPages n) const {
+  if (n.value() == 0) return true;
+  const uint64_t first = page_addr(start).value();
+  const uint64_t last = page_addr(start + NrPages(n.value() - 1)).value() + STRUCT_PAGE_SIZE - 1;
+  if (last < first) return false;  // wraps: never one mapped run
+  for (uint64_t kaddr = first; kaddr <= last;) {
+    const Chunk* c = m_impl->chunks.find(kaddr);
+    if (!c || !m_impl->mapped_at(*c, kaddr)) return false;
+    const bool huge = kind_of(c->pmd(m_impl->pmd_index(*c, kaddr)).load(std::memory_order_acquire)) == Kind::Huge;
+    const uint64_t span = huge ? m_impl->pmd_size() : m_impl->page_size();
+    const uint64_t next = (kaddr | (span - 1)) + 1;
+    if (next == 0) break;
+    kaddr = next;
+  }
+  return true;
+}
+
 bool Vmemmap::descriptor_mapped(Pfn pfn) const {
   const uint64_t kaddr = page_addr(pfn).value();
   const Chunk* c = m_impl->chunks.find(kaddr);

@@ -490,6 +490,10 @@ void SectionTable::check_invariants(InvariantReport& report) const {
       }
       if (!f.has(SectionFlag::HasMemMap)) continue;
       const EarlyRule rule = early_rule(f);
+      // Usually every subsection must be mapped and is: one walk of the section's memmap, a huge
+      // PMD at a time, answers for all of them; otherwise each is checked to name the one missing.
+      const bool all_must = rule.whole_section_valid || (u && u->weight() == m_arch.subsections_per_section());
+      if (all_must && m_vmemmap.descriptors_mapped(base, m_arch.pages_per_section())) continue;
       for (unsigned s = 0; s < m_arch.subsections_per_section(); ++s) {
         const Pfn first = base + NrPages(s * ppss.value());
         const Pfn last = first + ppss - NrPages(1);
