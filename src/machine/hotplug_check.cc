@@ -45,7 +45,19 @@ Machine::ZoneCounts Machine::count_block_locked(const MemoryBlock& mem) const {
         sub = sub_end;
         continue;
       }
+      // The page before's flags and type word, and whether it was managed: reserved runs (the
+      // kernel image, boot allocations) repeat them page after page.
+      bool have_last = false;
+      uint64_t last_flags = 0;
+      int32_t last_type = 0;
+      bool last_managed = false;
       for_each_page(*m_vmemmap, m_arch, sub, sub_end, [&](Pfn pfn, const Page& p) -> uint64_t {
+        if (have_last && p.flags == last_flags && p.mapcount == last_type) {
+          ++run[0];
+          if (mem.boot) ++run[1];
+          run[2] += last_managed;
+          return 1;
+        }
         const std::pair<unsigned, ZoneType> k{p.nid(), p.zone()};
         if (k != key) {
           flush();
@@ -53,9 +65,14 @@ Machine::ZoneCounts Machine::count_block_locked(const MemoryBlock& mem) const {
         }
         // A free buddy block is one zone and node, and managed throughout: counted at its head.
         const uint64_t n = p.is_buddy() ? std::min<uint64_t>(uint64_t{1} << p.private_, (sub_end - pfn).value()) : 1;
+        const bool managed = p.is_buddy() || (!p.test(PG::reserved) && !p.has_type(PG_offline));
         run[0] += n;
         if (mem.boot) run[1] += n;
-        if (p.is_buddy() || (!p.test(PG::reserved) && !p.has_type(PG_offline))) run[2] += n;
+        if (managed) run[2] += n;
+        have_last = !p.is_buddy();  // a buddy head's tail pages differ from it
+        last_flags = p.flags;
+        last_type = p.mapcount;
+        last_managed = managed;
         return n;
       });
       sub = sub_end;
