@@ -324,7 +324,10 @@ Result<void> Machine::offline_pages_locked(Pfn start, NrPages n, unsigned nid, Z
     p.private_ = 0;
     return uint64_t{1} << order;
   }, [&](Pfn from, Pfn to, const DeferredSectionRun& run) {
-    if (!free_pending(from, to, run)) return false;
+    // Only a whole section can stay pending as offlined; a part of one is written and walked.
+    if (!free_pending(from, to, run) || from != m_arch.section_nr_to_pfn(run.first) ||
+        to - from != m_arch.pages_per_section())
+      return false;
     DeferredSectionRun offlined = run;
     offlined.offlined = true;
     m_vmemmap->defer_sections(offlined);
