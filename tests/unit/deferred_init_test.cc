@@ -196,6 +196,30 @@ TEST(DeferredInit, a_pending_section_reads_as_its_materialised_bytes) {
   expect_clean(*m);
 }
 
+// Scenario: a block hot-added at 12 GiB, onlined (pending), offlined (pending as offlined) and
+// removed; then added again. Expect: removal forgets the pending section without writing it (the
+// pending count drops by one, the checker stays clean, INV-DEFER-1 counts pending sections against
+// present ones); the re-added, still offline section is not pending.
+TEST(DeferredInit, removal_forgets_a_pending_section) {
+  auto m = boot_or_die(two_node_config(true));
+  ASSERT_TRUE(m);
+  const uint64_t pending0 = m->vmemmap().deferred_pending_sections();
+  ASSERT_TRUE(m->add_memory(0, PhysAddr(12 * GiB), 128 * MiB));
+  const BlockId hot = m->memory_blocks().block_id_of(Pfn((12 * GiB) >> 12));
+  ASSERT_TRUE(m->device_online(hot));
+  ASSERT_TRUE(m->device_offline(hot));
+  ASSERT_TRUE(m->vmemmap().deferred_run(sec_pfn(96)));
+  EXPECT_EQ(m->vmemmap().deferred_pending_sections(), pending0 + 1);
+  expect_clean(*m);
+  ASSERT_TRUE(m->remove_memory(PhysAddr(12 * GiB), 128 * MiB));
+  EXPECT_FALSE(m->vmemmap().deferred_run(sec_pfn(96)));
+  EXPECT_EQ(m->vmemmap().deferred_pending_sections(), pending0);
+  expect_clean(*m);
+  ASSERT_TRUE(m->add_memory(0, PhysAddr(12 * GiB), 128 * MiB));
+  EXPECT_FALSE(m->vmemmap().deferred_run(sec_pfn(96)));
+  expect_clean(*m);
+}
+
 // Scenario: readers on four threads race to the first access of the same pending sections while
 // the hotplug lock holder allocates in other pages of them. Expect: every reader sees an initialised descriptor
 // (zone Normal, node 0, refcount 0 or 1, never the zeroes of an unwritten memmap); TSan clean.
