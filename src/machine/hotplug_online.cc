@@ -192,11 +192,9 @@ Result<void> Machine::offline_pages_locked(Pfn start, NrPages n, unsigned nid, Z
   });
   if (ram != n.value()) return failed(Errno::Inval, "memory holes");
 
-  // A pending section is free pages of one zone and node, read from its run unwritten.
   auto in_zone = [&](Pfn p) {
-    if (const std::optional<DeferredSectionRun> run = m_vmemmap->deferred_run(p)) return run->zone == zone && run->nid == nid;
-    const Page* page = m_vmemmap->pfn_to_page(p);
-    return page->zone() == zone && page->nid() == nid;
+    const Result<Page> page = m_vmemmap->read_page(p);  // a pending section answers unwritten
+    return page && page->zone() == zone && page->nid() == nid;
   };
   auto free_pending = [](Pfn, Pfn, const DeferredSectionRun& run) { return !run.reserved && !run.offlined; };
   if (!in_zone(start) || !in_zone(end - NrPages(1))) {

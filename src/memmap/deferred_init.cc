@@ -77,10 +77,10 @@ void Vmemmap::forget_pending(Pfn start, NrPages n) {
 }
 
 // deferred_init_memmap_chunk() for one section: the bytes memmap_init_range() and
-// memblock_free_all() (or online_pages()) write without deferral — every descriptor initialised for
-// the run's zone and node, then either PG_reserved, or refcount 0 with a PG_buddy head of order
-// MAX_ORDER-1 every 2^(MAX_ORDER-1) pages (none once offline_pages() took them out) (the section is whole and aligned, so __free_pages_core
-// never merges or splits differently).
+// memblock_free_all() (or online_pages()) write without deferral. Every descriptor is initialised
+// for the run's zone and node, then either PG_reserved, or refcount 0 with a PG_buddy head of order
+// MAX_ORDER-1 every 2^(MAX_ORDER-1) pages; an offlined run has no heads. The section is whole and
+// aligned, so __free_pages_core never merges or splits differently.
 void Vmemmap::deferred_init_section(SectionNr nr) const {
   Deferred& d = *m_deferred;
   if (!d.find(nr)) return;

@@ -905,14 +905,15 @@ void Vmemmap::check_invariants(InvariantReport& report) const {
       const auto* entries = reinterpret_cast<const uint8_t*>(&c->page(i * ppp));
       const uint8_t e0 = entries[0];
       const bool uniform = std::memcmp(entries, entries + 1, ppp - 1) == 0;
-      if (uniform && e0 == 0) {
+      const bool fast = uniform && (e0 == 0 || kind_of(e0) == Kind::Base);
+      if (fast && e0 == 0) {
         first_unmapped = 0;
-      } else if (uniform && kind_of(e0) == Kind::Base) {
+      } else if (fast) {
         mapped = ppp;
         first_mapped = 0;
         recount.bytes_by_origin[static_cast<unsigned>(vmemmap_detail::origin_of(e0))] += ppp * m.page_size();
       }
-      for (uint64_t j = 0; j < ppp && !(uniform && (e0 == 0 || kind_of(e0) == Kind::Base)); ++j) {
+      for (uint64_t j = 0; j < ppp && !fast; ++j) {
         const uint8_t e = c->page(i * ppp + j).load(std::memory_order_acquire);
         if (kind_of(e) == Kind::Base) {
           ++mapped;

@@ -800,25 +800,18 @@ class Differ {
       // meminfo.DirectMap*: across a step that loads modules only the size of the direct map is
       // compared, the sum of the three fields, whose change is memory mapped or unmapped.
       if (!loads_modules) return;
-      auto direct_map = [&](const std::vector<KV>* v) -> std::optional<int64_t> {
+      // The DirectMap fields of v that w has too: a field in one trace only was reported above.
+      auto direct_map = [](const std::vector<KV>* v, const std::vector<KV>& w) -> std::optional<int64_t> {
         if (v == nullptr) return std::nullopt;
         std::optional<int64_t> sum;
         for (const auto& [k, val] : *v)
-          if (k.starts_with("DirectMap")) sum = sum.value_or(0) + val;
+          if (k.starts_with("DirectMap") &&
+              std::any_of(w.begin(), w.end(), [&k = k](const KV& o) { return o.first == k; }))
+            sum = sum.value_or(0) + val;
         return sum;
       };
-      // Fields present in only one trace were reported one by one above.
-      auto both = [&](const std::vector<KV>* v, const std::vector<KV>* w) {
-        std::vector<KV> out;
-        if (v == nullptr || w == nullptr) return out;
-        for (const auto& kv : *v)
-          if (kv.first.starts_with("DirectMap") && std::any_of(w->begin(), w->end(), [&](const KV& o) { return o.first == kv.first; }))
-            out.push_back(kv);
-        return out;
-      };
-      const std::vector<KV> xe = both(&x, &y), ye = both(&y, &x), xp = both(emp, &x), yp = both(amp, &y);
-      delta("meminfo.DirectMap4k", "/proc/meminfo: DirectMap4k + DirectMap2M + DirectMap1G", direct_map(&xe),
-            emp ? direct_map(&xp) : std::nullopt, direct_map(&ye), amp ? direct_map(&yp) : std::nullopt, "kB");
+      delta("meminfo.DirectMap4k", "/proc/meminfo: DirectMap4k + DirectMap2M + DirectMap1G", direct_map(&x, y),
+            direct_map(emp, x), direct_map(&y, x), direct_map(amp, y), "kB");
     });
 
     part("/proc/kpageflags", p(e, &Snapshot::kpageflags), p(a, &Snapshot::kpageflags), [&](const auto& x, const auto& y) {
