@@ -70,6 +70,10 @@ inline constexpr uint8_t PAGE_UNUSED = 0xFD;
 struct VmemmapConfig {
   bool cpu_has_pse = true;  // x86: PSE => 2 MiB vmemmap mappings; without it base pages only
   Pfn memstart_pfn{0};      // arm64: PHYS_OFFSET >> PAGE_SHIFT (the window starts at this pfn)
+  // Pending memmaps (below): de-duplicated compound units are mapped for the model at once and for
+  // the host on first access, and ZONE_DEVICE descriptors may be described instead of written.
+  // Machine sets it from KernelConfig::deferred_struct_page_init.
+  bool pending_memmaps = true;
 };
 
 struct VmemmapStats {
@@ -77,6 +81,9 @@ struct VmemmapStats {
   uint64_t huge_pmds = 0;   // huge (PMD) vmemmap mappings
   uint64_t bytes_by_origin[4] = {};  // indexed by VmemmapOrigin
   uint64_t reserved_chunks = 0;  // 1 GiB host reservations made so far (never released before ~Vmemmap)
+  // Base pages mapped for the model whose host memory comes on first access (pending compound
+  // mappings); counted in base_pages and bytes_by_origin like the others.
+  uint64_t host_pending_pages = 0;
   uint64_t bytes_mapped() const {
     return bytes_by_origin[0] + bytes_by_origin[1] + bytes_by_origin[2] + bytes_by_origin[3];
   }
@@ -121,6 +128,29 @@ struct DeferredSectionRun {
   bool reserved = false;  // every page PG_reserved (memblock.reserved); else every page free
   bool offlined = false;  // free pages offline_pages() took out of the buddy: no PG_buddy heads
 };
+
+// Pending ZONE_DEVICE memmaps: the same deferral for memmap_init_zone_device(), which writes every
+// descriptor of a device range before memremap_pages() returns and which nothing reads for a long
+// time after (a devdax or fsdax range is touched page by page, when mapped). A run describes the
+// descriptors of [start, end): every page is `base` (__init_zone_device_page()'s descriptor); with
+// order > 0, in units of 2^order pages counted from start, a unit's first page is also PG_head, the
+// others are its tails (compound_head = head | 1, refcount 0), and in units of more than two pages
+// the second carries prep_compound_head()'s metadata. Sections are pending per run (a section that
+// is pending already, or a range with an unmapped descriptor, is written at once instead); pfns of
+// a pending section outside its run read their own memory. Compound units de-duplicated by
+// populate_compound() are mapped on the host only when first accessed, in the eager layout, so a
+// range nobody touches costs neither host mappings nor descriptor writes.
+// INV-DEFER-3 (Machine::check): a pending device section's run is the data pages of a mapped
+//              pgmap range, and no other section is device-pending.
+struct DeviceMemmapRun {
+  Pfn start;
+  Pfn end;
+  unsigned order = 0;
+  Page base{};
+};
+// The descriptor of pfn (in [run.start, run.end)) once written; head_addr is the kernel address
+// of its unit's head (page_addr of start + ((pfn - start) & ~(2^order - 1))).
+Page device_memmap_page(const DeviceMemmapRun& run, Pfn pfn, VmemmapAddr head_addr);
 
 // SYNCHRONIZATION: populate/depopulate/writable_page/check_invariants/defer_init/defer_sections are writers,
 // serialised by the caller. pfn_to_page, page_to_pfn, host_address, descriptor_mapped, mapping_of,
@@ -243,8 +273,17 @@ class Vmemmap {
   // it (its memmap is about to be unmapped) and materialises the pending sections the range covers
   // in part. A writer.
   void forget_pending(Pfn start, NrPages n);
-  // Sections still pending (0 once everything is materialised or nothing was deferred).
+  // Sections pending with a DeferredSectionRun (0 once everything is materialised or nothing was
+  // deferred); device-pending sections are counted by device_pending_sections().
   uint64_t deferred_pending_sections() const;
+  // Records run's sections as pending device memmap (DeviceMemmapRun above) and returns true, or
+  // returns false having changed nothing when the run cannot be pending: empty, not whole units, a
+  // descriptor not mapped, a section of it pending already, or the run table full. A writer.
+  bool defer_device(const DeviceMemmapRun& run);
+  // The pending device run of pfn's section, when pfn's section is device-pending (pfn itself may
+  // be outside the run). Lock-free.
+  std::optional<DeviceMemmapRun> device_run(Pfn pfn) const;
+  uint64_t device_pending_sections() const;
   // deferred_init_memmap() for every pending section of [start, start + n): writes them now.
   // pfn_to_page, writable_page and depopulate call it for the pfns they touch, so a descriptor is
   // never handed out, written or unmapped before it is initialised; read_page answers a pending
@@ -263,6 +302,8 @@ class Vmemmap {
   // INV-VMEMMAP-3: host protection matches the table (mapped <=> accessible) for sampled pages.
   // INV-VMEMMAP-4: base-page entries exist only under a page-table PMD, whose count of mapped
   //                entries equals a recount.
+  // INV-VMEMMAP-5: a host-pending page is a Buddy (head or first tail) or Shared compound page, only
+  //                host-pending pages carry the pending-file mark, and their count equals a recount.
   void check_invariants(InvariantReport& report) const;
 
  private:
@@ -273,6 +314,9 @@ class Vmemmap {
   void deferred_init_section(SectionNr nr) const;
   // The descriptor pfn's pending section holds once materialised (deferred_init_section's bytes).
   Page pending_page(const DeferredSectionRun& run, Pfn pfn) const;
+  // pending_page() for either kind of pending section; nullopt when pfn's bytes are its memory's.
+  std::optional<Page> pending_descriptor(Pfn pfn) const;
+  void write_device_section(const DeviceMemmapRun& run, SectionNr nr) const;
   const ArchProfile& m_arch;
   const Behaviour& m_behaviour;
   KernelLog& m_log;

@@ -102,12 +102,15 @@ struct StoreFence {
   ~StoreFence() { store_fence(); }
 };
 
-// prep_compound_head(): the compound metadata lives in the first tail page.
-void prep_compound_head(Page& first_tail, unsigned order) {
-  constexpr uint64_t kCompoundPageDtor = 1;
-  const uint64_t mapcount_minus_one = 0xffffffffu;
-  first_tail.lru_prev = kCompoundPageDtor | (uint64_t{order} << 8) | (mapcount_minus_one << 32);
-  first_tail.mapping = (uint64_t{1} << order) << 32;  // compound_pincount 0, compound_nr
+// Can the range's descriptors be pending (memmap.h, DeviceMemmapRun)? Not in an EARLY section:
+// its boot memmap stays when the range goes, holding the device bytes (seed 004's walker reads them).
+bool may_be_pending(const SectionTable& sections, const ArchProfile& arch, Pfn start, Pfn end) {
+  const SectionNr last = arch.pfn_to_section_nr(end - NrPages(1));
+  for (SectionNr nr = arch.pfn_to_section_nr(start); nr <= last; nr = nr.next()) {
+    const MemSection* ms = sections.find(nr);
+    if (!ms || ms->flags().has(SectionFlag::Early)) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -131,7 +134,8 @@ Result<void> memmap_init_altmap_area(Vmemmap& vmemmap, SectionTable& sections, c
 }
 
 Result<void> memmap_init_zone_device(Vmemmap& vmemmap, SectionTable& sections, const Behaviour& behaviour,
-                                     const DevPagemap& pgmap, unsigned range, unsigned nid, KernelLog& log) {
+                                     const DevPagemap& pgmap, unsigned range, unsigned nid, KernelLog& log,
+                                     bool may_defer) {
   const ArchProfile& arch = vmemmap.arch();
   const Pfn start = pgmap.pfn_first(arch, range);
   const Pfn end = pgmap.range_end_pfn(arch, range);
@@ -147,26 +151,23 @@ Result<void> memmap_init_zone_device(Vmemmap& vmemmap, SectionTable& sections, c
   const uint64_t unique = 2 * (arch.page_size() / STRUCT_PAGE_SIZE);
   const bool may_dedup = vmemmap_can_optimize(arch, pgmap.altmap_valid() ? &pgmap.altmap : nullptr, per_compound);
 
-  const Page base = zone_device_template(nid, pgmap, behaviour);
-  if (order == 0) {
-    SPM_TRY(store_descriptors(vmemmap, start, (end - start).value(), base));
+  const DeviceMemmapRun run{start, end, order, zone_device_template(nid, pgmap, behaviour)};
+  if (may_defer && may_be_pending(sections, arch, start, end) && vmemmap.defer_device(run)) {
+    // Nothing written: read_page answers from the run, the first access writes it.
+  } else if (order == 0) {
+    SPM_TRY(store_descriptors(vmemmap, start, (end - start).value(), run.base));
   } else {
-    Page head_tmpl = base;
-    head_tmpl.set(PG::head);
     for (Pfn head = start; head < end; head += per_compound) {
       uint64_t k = per_compound.value();
       if (may_dedup && vmemmap.origin_of(head + NrPages(unique)) == VmemmapOrigin::Shared &&
           vmemmap.descriptor_mapped(head + NrPages(unique)))
         k = unique;
-      Page tail = base;
-      tail.compound_head = vmemmap.page_addr(head).value() | 1;  // prep_compound_tail()
-      tail.refcount = 0;
-      // 6.1 writes the first tail's compound metadata once the second tail is initialised, so
-      // an order-1 page (no second tail) never gets it. Written here in its final form, so the
-      // streamed stores are never read back.
-      Page first_tail = tail;
-      if (k > 2) prep_compound_head(first_tail, order);
-      const DescriptorStore h(head_tmpl), f(first_tail), t(tail);
+      // The head, the first tail (with prep_compound_head()'s metadata in its final form, so the
+      // streamed stores are never read back) and every further tail: one template each.
+      const VmemmapAddr addr = vmemmap.page_addr(head);
+      const Page first_tail = device_memmap_page(run, head + NrPages(1), addr);
+      const DescriptorStore h(device_memmap_page(run, head, addr)), f(first_tail),
+          t(per_compound.value() > 2 ? device_memmap_page(run, head + NrPages(2), addr) : first_tail);
       const DescriptorStore* const stores[3] = {&h, &f, &t};
       SPM_TRY(store_descriptors(vmemmap, head, k, stores));
     }

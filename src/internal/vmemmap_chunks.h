@@ -27,7 +27,13 @@ constexpr uint8_t encode(Kind k, VmemmapOrigin o) {
   return static_cast<uint8_t>(static_cast<uint8_t>(k) | (static_cast<uint8_t>(o) << 4));
 }
 constexpr Kind kind_of(uint8_t e) { return static_cast<Kind>(e & 0xf); }
-constexpr VmemmapOrigin origin_of(uint8_t e) { return static_cast<VmemmapOrigin>(e >> 4); }
+constexpr VmemmapOrigin origin_of(uint8_t e) { return static_cast<VmemmapOrigin>((e >> 4) & 3); }
+// Base-page entries only: the model maps the page but the host memory is not there yet (a pending
+// compound mapping, memmap.h); among those, kPendingFile marks the page that becomes a page of the
+// shared file (a unit's first tail, which the following Shared pages alias).
+inline constexpr uint8_t kHostPending = 0x80;
+inline constexpr uint8_t kPendingFile = 0x40;
+constexpr bool host_pending(uint8_t e) { return (e & kHostPending) != 0; }
 
 // Chunk: one 1 GiB-aligned GiB of kernel address space. Its host range is a PROT_NONE,
 // MAP_NORESERVE reservation aligned to 1 GiB in the host too, so page_to_pfn finds the chunk

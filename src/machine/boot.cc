@@ -74,6 +74,7 @@ Machine::Machine(MachineConfig config)
               m_behaviour, &m_log) {
   VmemmapConfig vc;
   vc.cpu_has_pse = m_config.cpu_has_pse;
+  vc.pending_memmaps = m_config.kernel.deferred_struct_page_init;
   if (m_arch.vmemmap_from_memstart) {
     // arm64 memstart_addr: lowest RAM rounded down to ARM64_MEMSTART_ALIGN (here: one section,
     // enough for the 4K/16K/64K configurations whose window starts at the lowest RAM pfn).

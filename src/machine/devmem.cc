@@ -130,7 +130,8 @@ Result<void> Machine::init_pagemap_range_locked(DevPagemap& pgmap, unsigned i, u
   m_sections->taint_zone_device(pfns.start, pfns.nr);
   if (m_behaviour.subsection_zone_device_map) m_sections->set_zone_device(pfns.start, pfns.nr, true);
   if (i == 0) SPM_TRY(memmap_init_altmap_area(*m_vmemmap, *m_sections, m_behaviour, pgmap, nid));
-  SPM_TRY(memmap_init_zone_device(*m_vmemmap, *m_sections, m_behaviour, pgmap, i, nid, m_log));
+  SPM_TRY(memmap_init_zone_device(*m_vmemmap, *m_sections, m_behaviour, pgmap, i, nid, m_log,
+                                  m_config.kernel.deferred_struct_page_init));
   if (takes_bulk_refs(pgmap.type)) PagemapLifecycle::add_bulk(pgmap, pgmap.pfn_len(m_arch, i));
   return {};
 }
@@ -346,7 +347,9 @@ bool Machine::pfn_is_zone_device(Pfn pfn) const {
 // INV-PGMAP-5: the section of a non-aligned range start or end is tainted.
 // INV-PGMAP-6: each range's first data page reads as a ZONE_DEVICE page of its pgmap; under the
 //              seed 001 map every subsection of the range is marked ZONE_DEVICE.
+// INV-DEFER-3 (memmap.h) is checked here too, from the runs alone.
 void Machine::check_devmem_locked(InvariantReport& report) const {
+  std::vector<uint64_t> pending_sections;
   m_pgmap_registry.check_invariants(report);
   for (const PgmapRegistry::Entry& e : m_pgmap_registry.entries())
     if (std::find(m_mapped_pgmaps.begin(), m_mapped_pgmaps.end(), e.pgmap) == m_mapped_pgmaps.end())
@@ -393,6 +396,16 @@ void Machine::check_devmem_locked(InvariantReport& report) const {
       }
       const Pfn first = pgmap->pfn_first(m_arch, i);
       if (first < pfns.end()) {
+        const SectionNr last = m_arch.pfn_to_section_nr(pfns.end() - NrPages(1));
+        for (SectionNr nr = m_arch.pfn_to_section_nr(first); nr <= last; nr = nr.next()) {
+          const std::optional<DeviceMemmapRun> run = m_vmemmap->device_run(m_arch.section_nr_to_pfn(nr));
+          if (!run || run->end <= first || run->start >= pfns.end()) continue;  // none, or another range's
+          if (run->start != first || run->end != pfns.end() || run->order != pgmap->vmemmap_shift ||
+              page_pgmap(run->base) != pgmap || !is_zone_device_page(run->base))
+            report.fail("INV-DEFER-3", "section {} is pending as [{:#x}-{:#x}) order {}, not as the data pages of its {} pgmap",
+                        nr.value(), run->start.value(), run->end.value(), run->order, memory_type_name(pgmap->type));
+          pending_sections.push_back(nr.value());
+        }
         auto page = m_vmemmap->read_page(first);
         if (!page || !is_zone_device_page(*page) || page_pgmap(*page) != pgmap)
           report.fail("INV-PGMAP-6", "first data page {:#x} of a {} pgmap is not its ZONE_DEVICE page", first.value(),
@@ -409,6 +422,11 @@ void Machine::check_devmem_locked(InvariantReport& report) const {
       report.fail("INV-PGMAP-2", "{} pgmap: {} references, {} bulk (expected {}), {} pages handed out",
                   memory_type_name(pgmap->type), pgmap->ref_count(), pgmap->bulk_refs(), bulk, handed_out);
   }
+  std::sort(pending_sections.begin(), pending_sections.end());
+  pending_sections.erase(std::unique(pending_sections.begin(), pending_sections.end()), pending_sections.end());
+  if (const uint64_t total = m_vmemmap->device_pending_sections(); total != pending_sections.size())
+    report.fail("INV-DEFER-3", "{} sections are device-pending, {} of them in mapped pgmap ranges", total,
+                pending_sections.size());
 }
 
 }  // namespace sparsemem

@@ -97,16 +97,23 @@ struct PendingPage {
 }  // namespace
 
 struct Vmemmap::Impl {
-  explicit Impl(const ArchProfile& a)
+  Impl(const ArchProfile& a, bool pending)
       : chunks(a.vmemmap_start, a.vmemmap_size, a.page_shift, a.pmd_shift),
         page_shift(a.page_shift),
         pmd_shift(a.pmd_shift),
+        pending_host(pending),
         shared_file(a.page_size()) {}
 
   vmemmap_detail::ChunkTable chunks;
   vmemmap_detail::ReaderGate gate;
   const unsigned page_shift;
   const unsigned pmd_shift;
+  // VmemmapConfig::pending_memmaps: compound units are mapped for the model at once and for the host on first access.
+  const bool pending_host;
+  // Serialises everything that changes the host side of the mapping: populate, depopulate, the
+  // checker, and a reader materialising a pending compound PMD (pfn_to_page may run on any thread).
+  // Taken after Deferred::mutex when both are held, never before it.
+  mutable vmemmap_detail::Mutex host_mutex;
 
   // Counters readers may load at any time; writers update them beside the state they count.
   std::atomic<uint64_t> base_pages{0};
@@ -131,8 +138,11 @@ struct Vmemmap::Impl {
   // its neighbours). Past vm.max_map_count the host fails mmap and even munmap half-way, which
   // would leave holes in the reservation; the model stops at half the limit instead, with -ENOMEM.
   std::unordered_set<uint64_t> compound_private;  // head vmemmap pages mapped by the compound path
+  // Base-page entries marked kHostPending: mapped for the model, one host mapping each once
+  // materialised, so they count against the budget from the start.
+  std::atomic<uint64_t> pending_pages{0};  // changed under host_mutex; stats() reads it lock-free
   uint64_t compound_budget = vmemmap_detail::host_mapping_budget();
-  uint64_t compound_mappings() const { return shared_at.size() + compound_private.size(); }
+  uint64_t compound_mappings() const { return shared_at.size() + compound_private.size() + pending_pages.load(std::memory_order_relaxed); }
 
   uint64_t page_size() const { return uint64_t{1} << page_shift; }
   uint64_t pmd_size() const { return uint64_t{1} << pmd_shift; }
@@ -162,8 +172,99 @@ struct Vmemmap::Impl {
     return kind_of(c.page(page_index(c, kaddr)).load(std::memory_order_acquire)) == Kind::Base;
   }
 
+  // The host memory of every host-pending page of PMD `idx` (pending compound mappings, memmap.h):
+  // a unit's head gets a private page, its first tail a page of the shared file, and each Shared
+  // page the file page of the page below it, as the eager path maps them. Requires host_mutex.
+  // The budget was charged when the pages were marked, so the host only refuses on exhaustion.
+  void materialize_pmd(Chunk& c, uint64_t idx);
+  uint64_t file_page_below(uint64_t kaddr);
+  // materialize_pmd() of the PMD holding kaddr when the page there is host-pending. Thread-safe.
+  void ensure_host(uint64_t kaddr);
+
   class Writer;
 };
+
+void Vmemmap::Impl::ensure_host(uint64_t kaddr) {
+  Chunk* c = chunks.find(kaddr);
+  if (!c) return;
+  const uint64_t idx = pmd_index(*c, kaddr);
+  if (kind_of(c->pmd(idx).load(std::memory_order_acquire)) != Kind::Table) return;
+  auto& entry = c->page(page_index(*c, kaddr));
+  if (!vmemmap_detail::host_pending(entry.load(std::memory_order_acquire))) return;
+  vmemmap_detail::MutexLock g(host_mutex);
+  if (vmemmap_detail::host_pending(entry.load(std::memory_order_relaxed))) materialize_pmd(*c, idx);
+}
+
+uint64_t Vmemmap::Impl::file_page_below(uint64_t kaddr) {
+  // Pages are materialised in address order within a PMD, so the nearest mapped page below, or
+  // else the pending first tail the Shared pages in between alias, is in this PMD or an earlier
+  // one (a 1 GiB unit's later sections alias its first): only the PMD holding it is materialised.
+  for (uint64_t below = kaddr - page_size();; below -= page_size()) {
+    if (auto it = shared_at.find(below); it != shared_at.end()) return it->second;
+    Chunk* c = chunks.find(below);
+    const uint8_t e = c ? c->page(page_index(*c, below)).load(std::memory_order_relaxed) : 0;
+    SPM_CHECK(vmemmap_detail::host_pending(e) && kind_of(c->pmd(pmd_index(*c, below)).load(std::memory_order_relaxed)) == Kind::Table &&
+                  (vmemmap_detail::origin_of(e) == VmemmapOrigin::Shared || (e & vmemmap_detail::kPendingFile)),
+              "a pending Shared vmemmap page without a shared page below it");
+    if (e & vmemmap_detail::kPendingFile) {
+      materialize_pmd(*c, pmd_index(*c, below));
+      return shared_at.at(below);
+    }
+  }
+}
+
+void Vmemmap::Impl::materialize_pmd(Chunk& c, uint64_t idx) {
+  using vmemmap_detail::host_pending;
+  const uint64_t ppp = c.pages_per_pmd();
+  const uint64_t block = c.kernel_base() + (idx << pmd_shift);
+  auto done = [&](uint64_t j) {
+    auto& entry = c.page(idx * ppp + j);
+    const uint8_t e = entry.load(std::memory_order_relaxed);
+    entry.store(static_cast<uint8_t>(e & ~(vmemmap_detail::kHostPending | vmemmap_detail::kPendingFile)),
+                std::memory_order_release);
+    pending_pages.fetch_sub(1, std::memory_order_relaxed);
+  };
+  for (uint64_t j = 0; j < ppp;) {
+    const uint8_t e = c.page(idx * ppp + j).load(std::memory_order_relaxed);
+    const uint64_t kaddr = block + (j << page_shift);
+    if (!host_pending(e)) {
+      ++j;
+      continue;
+    }
+    if (vmemmap_detail::origin_of(e) == VmemmapOrigin::Shared || (e & vmemmap_detail::kPendingFile)) {
+      uint64_t page = 0;
+      if (vmemmap_detail::origin_of(e) == VmemmapOrigin::Shared) {
+        page = file_page_below(kaddr);
+      } else {
+        auto fresh = shared_file.allocate();
+        SPM_CHECK(fresh.has_value(), "the host refused a page of the shared vmemmap file");
+        page = *fresh;
+      }
+      SPM_CHECK(shared_file.map(host(c, kaddr), page).has_value(), "the host refused a pending vmemmap mapping");
+      shared_at[kaddr] = page;
+      ++shared_refs[page];
+      done(j);
+      ++j;
+      continue;
+    }
+    // A run of private pages (a unit's head): one host call.
+    uint64_t n = 1;
+    while (j + n < ppp) {
+      const uint8_t next = c.page(idx * ppp + j + n).load(std::memory_order_relaxed);
+      if (!host_pending(next) || vmemmap_detail::origin_of(next) == VmemmapOrigin::Shared ||
+          (next & vmemmap_detail::kPendingFile))
+        break;
+      ++n;
+    }
+    SPM_CHECK(vmemmap_detail::host_map(host(c, kaddr), n << page_shift).has_value(),
+              "the host refused a pending vmemmap mapping");
+    for (uint64_t k = 0; k < n; ++k) {
+      compound_private.insert(kaddr + (k << page_shift));
+      done(j + k);
+    }
+    j += n;
+  }
+}
 
 // The writer side of one populate or depopulate call, kept out of the public header.
 class Vmemmap::Impl::Writer {
@@ -210,7 +311,10 @@ class Vmemmap::Impl::Writer {
         entry.store(0, std::memory_order_release);
         --c->table_count(idx);
         m.account(Kind::Base, vmemmap_detail::origin_of(e), false);
-        m_unmaps.push_back(release_base(*c, p.block));
+        if (vmemmap_detail::host_pending(e))
+          m.pending_pages.fetch_sub(1, std::memory_order_relaxed);  // nothing on the host to take back
+        else
+          m_unmaps.push_back(release_base(*c, p.block));
         // x86 maps base pages from RAM only (the altmap is ignored or refused), and its PTE
         // teardown never returns pages to an altmap; arm64 does (free_hotplug_page_range).
         if (altmap && !x86) altmap->free_pages(NrPages(1));
@@ -374,8 +478,9 @@ class Vmemmap::Impl::Writer {
     return c;
   }
 
-  void publish_base(Chunk& c, uint64_t kaddr, VmemmapOrigin origin) {
-    c.page(m.page_index(c, kaddr)).store(encode(Kind::Base, origin), std::memory_order_release);
+  void publish_base(Chunk& c, uint64_t kaddr, VmemmapOrigin origin, uint8_t pending_bits = 0) {
+    c.page(m.page_index(c, kaddr)).store(encode(Kind::Base, origin) | pending_bits, std::memory_order_release);
+    if (pending_bits) m.pending_pages.fetch_add(1, std::memory_order_relaxed);
     ++c.table_count(m.pmd_index(c, kaddr));
     m.account(Kind::Base, origin, true);
     m_created.push_back({&c, kaddr, Kind::Base, 0});
@@ -383,6 +488,9 @@ class Vmemmap::Impl::Writer {
 
   Result<void> check_budget() const {
     if (m.compound_mappings() < m.compound_budget) return {};
+    return check_budget_failure();
+  }
+  Result<void> check_budget_failure() const {
     return fail(Errno::NoMem, fmt::format("vmemmap: de-duplicated memmap needs more than {} host mappings (half of "
                                           "vm.max_map_count)",
                                           m.compound_budget));
@@ -427,19 +535,85 @@ class Vmemmap::Impl::Writer {
  public:
   // vmemmap_populate_compound_pages() (spec §4.14) for [start, start+len).
   Result<void> populate_compound(uint64_t start, uint64_t len, uint64_t unit_bytes, bool reuse_below) {
-    Result<void> r = reuse_below ? compound_reuse(start, len) : compound_units(start, len, unit_bytes);
+    Result<void> r;
+    if (m.pending_host && pending_possible(start, len, reuse_below))
+      r = compound_pending(start, len, unit_bytes, reuse_below);
+    else
+      r = reuse_below ? compound_reuse(start, len) : compound_units(start, len, unit_bytes);
     if (!r) rollback(nullptr);
     return r;
   }
 
  private:
+  // Pending compound mappings (memmap.h) keep the eager layout, so they only apply where the eager
+  // path would map every page afresh: nothing of the range mapped yet, and for a reused chunk a
+  // page below that is (or will be) a page of the shared file.
+  bool pending_possible(uint64_t start, uint64_t len, bool reuse_below) const {
+    for (uint64_t a = start; a < start + len;) {
+      const Chunk* c = m.chunks.find(a);
+      const uint64_t pmd_end = (a | (m.pmd_size() - 1)) + 1;
+      if (c) {
+        const Kind pk = kind_of(c->pmd(m.pmd_index(*c, a)).load(std::memory_order_relaxed));
+        if (pk == Kind::Huge) return false;
+        if (pk == Kind::Table) {
+          const uint64_t to = std::min(pmd_end, start + len);
+          for (uint64_t p = a; p < to; p += m.page_size())
+            if (c->page(m.page_index(*c, p)).load(std::memory_order_relaxed) != 0) return false;
+        }
+      }
+      a = pmd_end;
+    }
+    if (!reuse_below) return true;
+    const uint64_t below = start - m.page_size();
+    const Chunk* c = m.chunks.find(below);
+    if (!c || !m.mapped_at(*c, below)) return false;
+    const uint8_t pmd = c->pmd(m.pmd_index(*c, below)).load(std::memory_order_relaxed);
+    if (kind_of(pmd) != Kind::Table) return false;
+    const uint8_t e = c->page(m.page_index(*c, below)).load(std::memory_order_relaxed);
+    const bool file_page = vmemmap_detail::host_pending(e)
+                               ? vmemmap_detail::origin_of(e) == VmemmapOrigin::Shared || (e & vmemmap_detail::kPendingFile)
+                               : m.shared_at.count(below) != 0;
+    return file_page;
+  }
+
+  // compound_units()/compound_reuse() for the model only: the same pages, origins and budget,
+  // each entry marked host-pending; Impl::materialize_pmd maps them on first access.
+  Result<void> compound_pending(uint64_t start, uint64_t len, uint64_t unit_bytes, bool reuse_below) {
+    const uint64_t pages = len >> m.page_shift;
+    if (m.compound_mappings() + pages > m.compound_budget) return check_budget_failure();
+    auto mark = [&](uint64_t kaddr, VmemmapOrigin origin, uint8_t extra) -> Result<void> {
+      bool mapped = false;
+      SPM_TRY_ASSIGN(Chunk * c, pte_slot(kaddr, mapped));
+      SPM_CHECK(!mapped, "pending compound mapping over a mapped page");
+      publish_base(*c, kaddr, origin, vmemmap_detail::kHostPending | extra);
+      return {};
+    };
+    const uint64_t end = start + len;
+    if (reuse_below) {
+      for (uint64_t a = start; a < end; a += m.page_size()) SPM_TRY(mark(a, VmemmapOrigin::Shared, 0));
+      return {};
+    }
+    for (uint64_t addr = start; addr < end; addr += unit_bytes) {
+      const uint64_t unit_end = std::min(addr + unit_bytes, end);
+      SPM_TRY(mark(addr, VmemmapOrigin::Buddy, 0));
+      const uint64_t tail = addr + m.page_size();
+      if (tail >= unit_end) continue;
+      SPM_TRY(mark(tail, VmemmapOrigin::Buddy, vmemmap_detail::kPendingFile));
+      for (uint64_t a = tail + m.page_size(); a < unit_end; a += m.page_size())
+        SPM_TRY(mark(a, VmemmapOrigin::Shared, 0));
+    }
+    return {};
+  }
 
   // Every vmemmap page of the chunk maps the page just below it (a later section of a unit).
   Result<void> compound_reuse(uint64_t start, uint64_t len) {
     const uint64_t below = start - m.page_size();
-    const Chunk* c = m.chunks.find(below);
+    Chunk* c = m.chunks.find(below);
     if (!c || !m.mapped_at(*c, below))
       return fail(Errno::NoMem, fmt::format("vmemmap: page below {:#x} to reuse is not mapped", start));
+    if (kind_of(c->pmd(m.pmd_index(*c, below)).load(std::memory_order_relaxed)) == Kind::Table &&
+        vmemmap_detail::host_pending(c->page(m.page_index(*c, below)).load(std::memory_order_relaxed)))
+      m.materialize_pmd(*c, m.pmd_index(*c, below));  // its file page is needed now
     SPM_TRY_ASSIGN(const uint64_t page, reusable_page(below));
     for (uint64_t a = start; a < start + len; a += m.page_size()) SPM_TRY(map_file_page(a, page, VmemmapOrigin::Shared));
     return {};
@@ -604,10 +778,14 @@ class Vmemmap::Impl::Writer {
         unmaps.push_back({m.host(c, it->kaddr), m.pmd_size(), true});
       } else if (it->kind == Kind::Base) {
         auto& entry = c.page(m.page_index(c, it->kaddr));
-        m.account(Kind::Base, vmemmap_detail::origin_of(entry.load(std::memory_order_relaxed)), false);
+        const uint8_t e = entry.load(std::memory_order_relaxed);
+        m.account(Kind::Base, vmemmap_detail::origin_of(e), false);
         entry.store(0, std::memory_order_release);
         --c.table_count(idx);
-        unmaps.push_back(release_base(c, it->kaddr));
+        if (vmemmap_detail::host_pending(e))
+          m.pending_pages.fetch_sub(1, std::memory_order_relaxed);
+        else
+          unmaps.push_back(release_base(c, it->kaddr));
       } else if (c.table_count(idx) == 0) {
         c.pmd(idx).store(0, std::memory_order_release);
       }
@@ -628,7 +806,7 @@ class Vmemmap::Impl::Writer {
 };
 
 Vmemmap::Vmemmap(const ArchProfile& arch, const Behaviour& behaviour, KernelLog& log, VmemmapConfig config)
-    : m_arch(arch), m_behaviour(behaviour), m_log(log), m_config(config), m_impl(std::make_unique<Impl>(arch)),
+    : m_arch(arch), m_behaviour(behaviour), m_log(log), m_config(config), m_impl(std::make_unique<Impl>(arch, config.pending_memmaps)),
       m_deferred(std::make_unique<Deferred>(arch.nr_mem_sections())) {
   const long host_page = sysconf(_SC_PAGESIZE);
   SPM_CHECK(host_page > 0 && arch.page_size() % static_cast<uint64_t>(host_page) == 0,
@@ -690,6 +868,7 @@ Result<void> Vmemmap::populate(Pfn start, NrPages n, VmemAltmap* altmap, Vmemmap
     if (!m_impl->warned_multi_section) kernel_warn(m_log, "arch/arm64/mm/mmu.c", "vmemmap_populate");
     m_impl->warned_multi_section = true;
   }
+  vmemmap_detail::MutexLock g(m_impl->host_mutex);
   return Impl::Writer(*m_impl, m_arch, m_config, m_log).populate(addr, len, altmap, ram_origin);
 }
 
@@ -710,6 +889,7 @@ Result<void> Vmemmap::populate_compound(Pfn start, NrPages n, const CompoundMemm
   // reuse_compound_section(): a chunk that starts inside a unit larger than a subsection.
   const uint64_t offset = (start - compound.range_start).value();
   const bool reuse_below = (offset & (ppc - 1)) != 0 && ppc > sub;
+  vmemmap_detail::MutexLock g(m_impl->host_mutex);
   return Impl::Writer(*m_impl, m_arch, m_config, m_log)
       .populate_compound(page_addr(start).value(), n.value() * STRUCT_PAGE_SIZE, ppc * STRUCT_PAGE_SIZE, reuse_below);
 }
@@ -730,6 +910,7 @@ void Vmemmap::depopulate(std::span<const FreeRange> ranges) {
   // memory): a wholly unmapped one is forgotten, one unmapped in part written while still mapped.
   for (const FreeRange& r : ranges)
     if (may_be_mapped(r)) forget_pending(r.start, r.n);
+  vmemmap_detail::MutexLock g(m_impl->host_mutex);
   Impl::Writer w(*m_impl, m_arch, m_config, m_log);
   for (const FreeRange& r : ranges) {
     if (!may_be_mapped(r)) continue;
@@ -755,6 +936,8 @@ Page* Vmemmap::raw_page(Pfn pfn) const {
     SPM_CHECK(r.has_value(), "host address space exhausted reserving a vmemmap chunk");
     c = *r;
   }
+  // A pointer is about to be handed out: a pending compound PMD gets its host memory now.
+  m_impl->ensure_host(kaddr);
   return reinterpret_cast<Page*>(m_impl->host(*c, kaddr));
 }
 
@@ -818,8 +1001,12 @@ Result<Page> Vmemmap::read_page(Pfn pfn) const {
   vmemmap_detail::ReaderGate::Guard guard(m_impl->gate);
   const Chunk* c = m_impl->chunks.find(kaddr);
   if (!c || !m_impl->mapped_at(*c, kaddr)) return fail(Errno::Fault, oops_text(m_arch, kaddr));
-  // A reader needs the bytes, not their memory: a pending section answers from its run.
-  if (const std::optional<DeferredSectionRun> run = deferred_run(pfn)) return pending_page(*run, pfn);
+  // A reader needs the bytes, not their memory: a pending section answers from its run, and a
+  // host-pending page holds what fresh memory would (nothing writes one before materialising it).
+  if (const std::optional<Page> pending = pending_descriptor(pfn)) return *pending;
+  if (kind_of(c->pmd(m_impl->pmd_index(*c, kaddr)).load(std::memory_order_acquire)) == Kind::Table &&
+      vmemmap_detail::host_pending(c->page(m_impl->page_index(*c, kaddr)).load(std::memory_order_acquire)))
+    return Page{};
   // Word-sized relaxed loads: a pfn walker's read races with descriptor writers by design.
   using AliasedWord = uint64_t __attribute__((may_alias));
   const auto* src = reinterpret_cast<const AliasedWord*>(m_impl->host(*c, kaddr));
@@ -835,6 +1022,7 @@ Result<Page*> Vmemmap::writable_page(Pfn pfn) {
   deferred_init_range(pfn, NrPages(1));
   const Chunk* c = m_impl->chunks.find(kaddr);
   if (!c || !m_impl->mapped_at(*c, kaddr)) return fail(Errno::Fault, oops_text(m_arch, kaddr));
+  m_impl->ensure_host(kaddr);
   return reinterpret_cast<Page*>(m_impl->host(*c, kaddr));
 }
 
@@ -848,6 +1036,7 @@ Result<std::span<Page>> Vmemmap::writable_run(Pfn pfn, uint64_t max_pages) {
   const uint64_t left = (span - (kaddr - c->kernel_base()) % span) / STRUCT_PAGE_SIZE;
   const uint64_t n = std::min(left, max_pages);
   deferred_init_range(pfn, NrPages(n));
+  m_impl->ensure_host(kaddr);
   return std::span<Page>(reinterpret_cast<Page*>(m_impl->host(*c, kaddr)), n);
 }
 
@@ -878,6 +1067,7 @@ VmemmapStats Vmemmap::stats() const {
   s.huge_pmds = m_impl->huge_pmds.load(std::memory_order_relaxed);
   for (unsigned i = 0; i < 4; ++i) s.bytes_by_origin[i] = m_impl->bytes_by_origin[i].load(std::memory_order_relaxed);
   s.reserved_chunks = m_impl->chunks.reserved();
+  s.host_pending_pages = m_impl->pending_pages.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -885,6 +1075,8 @@ const void* Vmemmap::host_address(Pfn pfn) const { return pfn_to_page(pfn); }
 
 void Vmemmap::check_invariants(InvariantReport& report) const {
   const Impl& m = *m_impl;
+  vmemmap_detail::MutexLock g(m.host_mutex);
+  uint64_t pending_recount = 0;
   vmemmap_detail::HostProbe probe;
   VmemmapStats recount;
   // INV-VMEMMAP-3's samples, probed after the walk: the readable ones in one system call.
@@ -898,6 +1090,7 @@ void Vmemmap::check_invariants(InvariantReport& report) const {
       const uint8_t pmd = c->pmd(i).load(std::memory_order_acquire);
       const Kind pk = kind_of(pmd);
       uint64_t mapped = 0, first_mapped = ppp, first_unmapped = ppp;
+      bool first_mapped_pending = false;
       // Fast path: a PMD's entries are nearly always all empty (huge or unused) or all one kind of
       // base mapping; memcmp against itself shifted by one tests that without a branch per entry.
       // The checker is a writer, so no entry changes under it.
@@ -905,7 +1098,7 @@ void Vmemmap::check_invariants(InvariantReport& report) const {
       const auto* entries = reinterpret_cast<const uint8_t*>(&c->page(i * ppp));
       const uint8_t e0 = entries[0];
       const bool uniform = std::memcmp(entries, entries + 1, ppp - 1) == 0;
-      const bool fast = uniform && (e0 == 0 || kind_of(e0) == Kind::Base);
+      const bool fast = uniform && (e0 == 0 || e0 == encode(Kind::Base, vmemmap_detail::origin_of(e0)));
       if (fast && e0 == 0) {
         first_unmapped = 0;
       } else if (fast) {
@@ -918,7 +1111,19 @@ void Vmemmap::check_invariants(InvariantReport& report) const {
         if (kind_of(e) == Kind::Base) {
           ++mapped;
           recount.bytes_by_origin[static_cast<unsigned>(vmemmap_detail::origin_of(e))] += m.page_size();
+          if (first_mapped == ppp) first_mapped_pending = vmemmap_detail::host_pending(e);
           first_mapped = std::min(first_mapped, j);
+          if (vmemmap_detail::host_pending(e)) {
+            ++pending_recount;
+            const VmemmapOrigin o = vmemmap_detail::origin_of(e);
+            const bool file = (e & vmemmap_detail::kPendingFile) != 0;
+            if ((o != VmemmapOrigin::Buddy && o != VmemmapOrigin::Shared) || (file && o != VmemmapOrigin::Buddy))
+              report.fail("INV-VMEMMAP-5", "host-pending vmemmap page at {:#x} has state {:#x}",
+                          block + (j << m.page_shift), e);
+          } else if (e & vmemmap_detail::kPendingFile) {
+            report.fail("INV-VMEMMAP-5", "vmemmap page at {:#x} is marked a pending file page but is mapped",
+                        block + (j << m.page_shift));
+          }
         } else {
           if (e != 0)
             report.fail("INV-VMEMMAP-4", "vmemmap page at {:#x} has state {:#x}", block + (j << m.page_shift), e);
@@ -953,7 +1158,8 @@ void Vmemmap::check_invariants(InvariantReport& report) const {
         expect(0, true);
         expect(ppp - 1, true);
       } else if (pk == Kind::Table) {
-        if (first_mapped < ppp) expect(first_mapped, true);
+        // A host-pending page has no host memory yet: touching it must fault.
+        if (first_mapped < ppp) expect(first_mapped, !first_mapped_pending);
         if (first_unmapped < ppp) expect(first_unmapped, false);
       } else {
         const bool beside_used = (i > 0 && c->pmd(i - 1).load(std::memory_order_acquire) != 0) ||
@@ -973,6 +1179,8 @@ void Vmemmap::check_invariants(InvariantReport& report) const {
       if (!probe.readable(host)) probe_fail(kaddr, true);
   for (const auto& [kaddr, host] : must_fault)
     if (probe.readable(host)) probe_fail(kaddr, false);
+  if (const uint64_t counted = m.pending_pages.load(std::memory_order_relaxed); pending_recount != counted)
+    report.fail("INV-VMEMMAP-5", "{} vmemmap pages are host-pending, the count says {}", pending_recount, counted);
   const VmemmapStats s = stats();
   if (s.base_pages != recount.base_pages || s.huge_pmds != recount.huge_pmds)
     report.fail("INV-VMEMMAP-2", "stats say {} base pages and {} huge PMDs, the table holds {} and {}", s.base_pages,

@@ -9,6 +9,7 @@
 #include "sparsemem/kpageflags.h"
 #include "sparsemem/machine.h"
 #include "sparsemem/map_view.h"
+#include "sparsemem/pagemap.h"
 #include "support/machines.h"
 
 namespace sparsemem {
@@ -293,6 +294,161 @@ TEST(DeferredInit, machine_of_32_tib_boots_and_hotplugs) {
   // One 2 GiB block is 16 sections: at most those were written, besides boot's eager ones (the
   // block onlined again is pending again).
   EXPECT_GE(m->vmemmap().deferred_pending_sections(), last_section - 32 + 1 + 22 - 16);
+}
+
+// -- pending ZONE_DEVICE memmaps (memmap.h, DeviceMemmapRun) --
+
+struct DeviceCase {
+  unsigned shift;
+  uint64_t offset;  // of the range from 16 GiB: a range starting inside a section
+};
+
+void make_generic(DevPagemap& pgmap, const DeviceCase& c) {
+  pgmap.type = MemoryType::Generic;
+  pgmap.ranges = {PhysRange{PhysAddr(16 * GiB + c.offset), PhysAddr(17 * GiB - 1)}};
+  pgmap.vmemmap_shift = c.shift;
+}
+
+class DevicePendingShapes : public ::testing::TestWithParam<DeviceCase> {};
+
+// Scenario: the two-node machine without and with deferral; memremap_pages of a GENERIC range
+// ending at 17 GiB, from 16 GiB + offset, with base pages, 2 MiB and 1 GiB compound pages.
+// Expect: with deferral the range's 8 sections are device-pending and nothing is written or, for
+// de-duplicated units, even mapped on the host (every vmemmap page of the range host-pending); every
+// pfn of the sections reads byte for byte as the eager initialisation wrote it, as do kpageflags
+// and the vmemmap stats; the checker is clean without materialising anything.
+TEST_P(DevicePendingShapes, reads_as_memmap_init_zone_device_writes) {
+  const DeviceCase c = GetParam();
+  auto eager = boot_or_die(two_node_config(false));
+  auto lazy = boot_or_die(two_node_config(true));
+  ASSERT_TRUE(eager && lazy);
+  DevPagemap pe, pl;
+  make_generic(pe, c);
+  make_generic(pl, c);
+  ASSERT_TRUE(eager->memremap_pages(pe, 0));
+  ASSERT_TRUE(lazy->memremap_pages(pl, 0));
+  EXPECT_EQ(eager->vmemmap().device_pending_sections(), 0u);
+  EXPECT_EQ(lazy->vmemmap().device_pending_sections(), 8u);
+  const VmemmapStats se = eager->vmemmap().stats(), sl = lazy->vmemmap().stats();
+  EXPECT_EQ(se.base_pages, sl.base_pages);
+  EXPECT_EQ(se.huge_pmds, sl.huge_pmds);
+  for (unsigned o = 0; o < 4; ++o) EXPECT_EQ(se.bytes_by_origin[o], sl.bytes_by_origin[o]) << o;
+  EXPECT_EQ(se.host_pending_pages, 0u);
+  // 1 GiB of 2 MiB or 1 GiB units: 16 MiB of memmap in 4096 de-duplicated vmemmap pages.
+  EXPECT_EQ(sl.host_pending_pages, c.shift >= 8 ? (GiB - c.offset) / 4096 * 64 / 4096 : 0u);
+  expect_clean(*lazy);
+  EXPECT_EQ(lazy->vmemmap().device_pending_sections(), 8u) << "the checker materialised sections";
+  // The pfns' descriptors carry the pgmap's address, which differs between the machines: compare
+  // with it swapped in.
+  const uint64_t first = (16 * GiB) >> 12, last = (17 * GiB) >> 12;
+  for (uint64_t pfn = first; pfn < last; ++pfn) {
+    const Result<Page> a = eager->vmemmap().read_page(Pfn(pfn)), b = lazy->vmemmap().read_page(Pfn(pfn));
+    ASSERT_EQ(a.has_value(), b.has_value()) << std::hex << pfn;
+    if (!a) continue;
+    Page want = *a;
+    if (page_pgmap(want) == &pe) want.compound_head = reinterpret_cast<uint64_t>(&pl);
+    ASSERT_EQ(std::memcmp(&want, &*b, sizeof(Page)), 0) << "descriptor of pfn " << std::hex << pfn;
+    if ((pfn & 1023) == 0)
+      ASSERT_EQ(kpageflags(*eager, Pfn(pfn)).value_or(~0ull), kpageflags(*lazy, Pfn(pfn)).value_or(~0ull)) << pfn;
+  }
+  EXPECT_EQ(lazy->vmemmap().device_pending_sections(), 8u);
+  eager->memunmap_pages(pe);
+  lazy->memunmap_pages(pl);
+}
+INSTANTIATE_TEST_SUITE_P(Shapes, DevicePendingShapes,
+                         ::testing::Values(DeviceCase{0, 2 * MiB}, DeviceCase{9, 2 * MiB}, DeviceCase{9, 0},
+                                           DeviceCase{18, 0}),
+                         [](const auto& info) {
+                           return "shift" + std::to_string(info.param.shift) +
+                                  (info.param.offset ? "_from_2M" : "_aligned");
+                         });
+
+// Scenario: 1 GiB of 2 MiB compound pages, pending; pfn_to_page of a tail in the third section,
+// a write through it, then memunmap_pages; then a range of 1 GiB units touched in its last section.
+// Expect: the first access writes only that section (7 stay pending) and maps only its PMD's
+// vmemmap pages (512 of 4096 stay host-pending); the descriptor reads as before and the write shows
+// through the unit's other aliases; memunmap drops the rest unwritten and unmapped. A 1 GiB unit's
+// later section aliases the first's tail page: touching the last section first maps that one too.
+TEST(DevicePending, first_access_writes_one_section) {
+  auto m = boot_or_die(two_node_config(true));
+  ASSERT_TRUE(m);
+  const VmemmapStats before = m->vmemmap().stats();
+  DevPagemap pgmap;
+  make_generic(pgmap, {9, 0});
+  ASSERT_TRUE(m->memremap_pages(pgmap, 0));
+  const Pfn unit = Pfn(((16 * GiB) >> 12) + 2 * 32768 + 512 * 7);  // a unit of the third section
+  const Result<Page> pending = m->vmemmap().read_page(unit + NrPages(300));
+  ASSERT_TRUE(pending);
+  EXPECT_EQ(pending->compound_head, m->vmemmap().page_addr(unit).value() | 1);
+  Page* tail = m->pfn_to_page(unit + NrPages(300));
+  EXPECT_EQ(m->vmemmap().device_pending_sections(), 7u);
+  EXPECT_EQ(m->vmemmap().stats().host_pending_pages, 4096u - 512u);
+  EXPECT_EQ(std::memcmp(tail, &*pending, sizeof(Page)), 0);
+  tail->index = 0x5eed;
+  EXPECT_EQ(m->pfn_to_page(unit + NrPages(108))->index, 0x5eedu);  // the same offset in the unit's second vmemmap page
+  tail->index = pending->index;
+  expect_clean(*m);
+  m->memunmap_pages(pgmap);
+  EXPECT_EQ(m->vmemmap().device_pending_sections(), 0u);
+  const VmemmapStats after = m->vmemmap().stats();
+  EXPECT_EQ(after.host_pending_pages, 0u);
+  EXPECT_EQ(after.base_pages, before.base_pages);
+  EXPECT_EQ(after.bytes_mapped(), before.bytes_mapped());
+  expect_clean(*m);
+
+  DevPagemap huge;
+  make_generic(huge, {18, 0});
+  ASSERT_TRUE(m->memremap_pages(huge, 0));
+  const Pfn last_section(((17 * GiB) >> 12) - 32768);
+  const Result<Page> want = m->vmemmap().read_page(last_section + NrPages(5));
+  ASSERT_TRUE(want);
+  EXPECT_EQ(std::memcmp(m->pfn_to_page(last_section + NrPages(5)), &*want, sizeof(Page)), 0);
+  EXPECT_EQ(m->vmemmap().device_pending_sections(), 7u);
+  // Its PMD and the first section's PMD, whose tail page every later alias maps.
+  EXPECT_EQ(m->vmemmap().stats().host_pending_pages, 4096u - 2 * 512u);
+  const Result<Page> head = m->vmemmap().read_page(Pfn((16 * GiB) >> 12));
+  ASSERT_TRUE(head);
+  EXPECT_TRUE(head->test(PG::head));
+  expect_clean(*m);
+  m->memunmap_pages(huge);
+  EXPECT_EQ(m->vmemmap().stats().host_pending_pages, 0u);
+  expect_clean(*m);
+}
+
+// Scenario: 1 GiB of 2 MiB compound pages, pending; two threads call pfn_to_page and read_page on
+// every 4096th pfn of the range, in opposite orders, so sections are materialised under racing
+// readers. Expect: every descriptor read equals the run's (read_page before and after), every
+// section is written once in the end, the checker is clean and TSan sees no race.
+TEST(DevicePending, concurrent_first_accesses) {
+  auto m = boot_or_die(two_node_config(true));
+  ASSERT_TRUE(m);
+  DevPagemap pgmap;
+  make_generic(pgmap, {9, 0});
+  ASSERT_TRUE(m->memremap_pages(pgmap, 0));
+  const uint64_t first = (16 * GiB) >> 12, n = GiB >> 12;
+  std::vector<Page> want;
+  for (uint64_t i = 0; i < n; i += 4096) want.push_back(*m->vmemmap().read_page(Pfn(first + i)));
+  std::atomic<uint64_t> bad{0};
+  auto reader = [&](bool backwards) {
+    for (uint64_t k = 0; k < want.size(); ++k) {
+      const uint64_t j = backwards ? want.size() - 1 - k : k;
+      const Pfn pfn(first + j * 4096);
+      const Result<Page> r = m->vmemmap().read_page(pfn);
+      if (!r || std::memcmp(&*r, &want[j], sizeof(Page)) != 0) bad.fetch_add(1);
+      Page copy;
+      std::memcpy(static_cast<void*>(&copy), m->pfn_to_page(pfn), sizeof(Page));
+      if (std::memcmp(&copy, &want[j], sizeof(Page)) != 0) bad.fetch_add(1);
+    }
+  };
+  std::thread a(reader, false), b(reader, true);
+  a.join();
+  b.join();
+  EXPECT_EQ(bad.load(), 0u);
+  EXPECT_EQ(m->vmemmap().device_pending_sections(), 0u);
+  EXPECT_EQ(m->vmemmap().stats().host_pending_pages, 0u);
+  expect_clean(*m);
+  m->memunmap_pages(pgmap);
+  expect_clean(*m);
 }
 
 }  // namespace

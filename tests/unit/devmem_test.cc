@@ -79,6 +79,8 @@ TEST_P(SpecExampleADevdax, memremap_then_memunmap_in_early_section_40) {
   EXPECT_EQ(after.base_pages, before.base_pages);
   EXPECT_EQ(after.huge_pmds, before.huge_pmds);
   EXPECT_EQ(pgmap.altmap.alloc.value(), 0u);
+  // An EARLY section's memmap outlives the range, so its descriptors are written, never pending.
+  EXPECT_EQ(m->vmemmap().device_pending_sections(), 0u);
   const Zone& dev = m->nodes()[0].zone(ZoneType::Device);
   EXPECT_EQ(dev.zone_start_pfn.value(), 0x144000u);
   EXPECT_EQ(dev.spanned_pages.value(), 4096u);
@@ -388,6 +390,7 @@ TEST(MemremapRefusals, no_pse_with_altmap) {
 struct DedupCase {
   unsigned shift;
   uint64_t unique_pages;  // vmemmap pages with memory of their own, per 1 GiB of device memory
+  bool pending;           // KernelConfig::deferred_struct_page_init (host mappings on first access)
 };
 
 class CompoundDedup : public ::testing::TestWithParam<DedupCase> {};
@@ -396,10 +399,13 @@ class CompoundDedup : public ::testing::TestWithParam<DedupCase> {};
 // Expect: 2 vmemmap pages of their own per unit (1 MiB units: 2048 pages; 2 MiB: 1024; 1 GiB:
 // 2); every other vmemmap page of the range maps one of them again (origin Shared), so a write
 // through an alias reads back through the unit's second page; descriptors beyond the 128 unique
-// ones read as tails of their head; memunmap gives every mapping back.
+// ones read as tails of their head; memunmap gives every mapping back. The same with the memmap
+// pending (its host pages mapped on first access) and eager.
 TEST_P(CompoundDedup, two_unique_vmemmap_pages_per_unit) {
   const DedupCase c = GetParam();
-  auto m = boot_or_die(pc_config());
+  MachineConfig cfg = pc_config();
+  cfg.kernel.deferred_struct_page_init = c.pending;
+  auto m = boot_or_die(std::move(cfg));
   ASSERT_TRUE(m);
   const VmemmapStats before = m->vmemmap().stats();
   DevPagemap pgmap;
@@ -453,8 +459,12 @@ TEST_P(CompoundDedup, two_unique_vmemmap_pages_per_unit) {
   expect_clean(*m);
 }
 INSTANTIATE_TEST_SUITE_P(Orders, CompoundDedup,
-                         ::testing::Values(DedupCase{8, 2048}, DedupCase{9, 1024}, DedupCase{18, 2}),
-                         [](const auto& info) { return "shift" + std::to_string(info.param.shift); });
+                         ::testing::Values(DedupCase{8, 2048, true}, DedupCase{9, 1024, true},
+                                           DedupCase{18, 2, true}, DedupCase{8, 2048, false},
+                                           DedupCase{9, 1024, false}, DedupCase{18, 2, false}),
+                         [](const auto& info) {
+                           return "shift" + std::to_string(info.param.shift) + (info.param.pending ? "_pending" : "_eager");
+                         });
 
 // Scenario: compound pages that do not qualify — order 7 (two vmemmap pages per unit), an altmap,
 // and the early section 40 whose memmap is reused. Expect: no Shared mapping anywhere, and in
