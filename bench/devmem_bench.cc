@@ -14,9 +14,11 @@ namespace {
 
 constexpr uint64_t GiB = uint64_t{1} << 30;
 
-// The a_baseline machine (QEMU pc, -m 4160M); the device range starts at 64 GiB.
-std::unique_ptr<Machine> boot_pc() {
+// The a_baseline machine (QEMU pc, -m 4160M); the device range starts at 64 GiB. `pending`:
+// KernelConfig::deferred_struct_page_init (pending memmaps, memmap.h), the default.
+std::unique_ptr<Machine> boot_pc(bool pending = true) {
   MachineConfig c;
+  c.kernel.deferred_struct_page_init = pending;
   c.memory.regions = {
       {PhysAddr(0x1000), 0x9f000 - 0x1000, 0, BootMemKind::Usable},
       {PhysAddr(0x100000), 0xbffdf000 - 0x100000, 0, BootMemKind::Usable},
@@ -28,8 +30,11 @@ std::unique_ptr<Machine> boot_pc() {
 }
 
 // memremap_pages of args[0] GiB of GENERIC (device-dax) memory at 64 GiB with vmemmap_shift
-// args[1], no altmap (so x86 de-duplicates orders >= 8). Timed: memremap_pages only (population
-// and memmap initialisation); memunmap_pages runs untimed between iterations.
+// args[1], no altmap (so x86 de-duplicates orders >= 8), with the memmap written and mapped at once
+// (args[2] = 0) or pending (1: described, and mapped on the host at first access). Timed:
+// memremap_pages only (population and memmap initialisation); memunmap_pages runs untimed between
+// iterations. With args[3] = 1 every section is then touched once (pfn_to_page of its first pfn,
+// timed too): the pending memmap's whole cost, paid later.
 // Counters: vmemmap bytes with memory behind them, bytes mapped (aliases included), and the
 // backed bytes as a fraction of the undeduplicated memmap (64 bytes per page).
 // De-duplication maps one host page per alias, so the host's vm.max_map_count (65530 by default)
@@ -38,7 +43,8 @@ std::unique_ptr<Machine> boot_pc() {
 void BM_MemremapDevdax(benchmark::State& state) {
   const uint64_t bytes = static_cast<uint64_t>(state.range(0)) * GiB;
   const unsigned shift = static_cast<unsigned>(state.range(1));
-  auto m = boot_pc();
+  const bool touch = state.range(3) != 0;
+  auto m = boot_pc(state.range(2) != 0);
   const VmemmapStats before = m->vmemmap().stats();
   VmemmapStats during{};
   for (auto _ : state) {
@@ -51,6 +57,9 @@ void BM_MemremapDevdax(benchmark::State& state) {
       state.SkipWithError(r.error().message.c_str());
       break;
     }
+    if (touch)
+      for (uint64_t off = 0; off < bytes; off += m->arch().section_size())
+        benchmark::DoNotOptimize(m->pfn_to_page(Pfn((64 * GiB + off) >> 12)));
     state.PauseTiming();
     during = m->vmemmap().stats();
     m->memunmap_pages(pgmap);
@@ -65,13 +74,11 @@ void BM_MemremapDevdax(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * pages));
 }
 BENCHMARK(BM_MemremapDevdax)
-    ->ArgNames({"GiB", "shift"})
-    ->Args({64, 0})
-    ->Args({64, 9})
-    ->Args({64, 18})
-    ->Args({4, 0})
-    ->Args({4, 9})
-    ->Args({4, 18})
+    ->ArgNames({"GiB", "shift", "pending", "touch"})
+    ->ArgsProduct({{64, 4}, {0, 9, 18}, {0, 1}, {0}})
+    ->Args({4, 0, 1, 1})
+    ->Args({4, 9, 1, 1})
+    ->Args({4, 18, 1, 1})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);
 

@@ -402,8 +402,9 @@ void Machine::check_devmem_locked(InvariantReport& report) const {
           if (!run || run->end <= first || run->start >= pfns.end()) continue;  // none, or another range's
           if (run->start != first || run->end != pfns.end() || run->order != pgmap->vmemmap_shift ||
               page_pgmap(run->base) != pgmap || !is_zone_device_page(run->base))
-            report.fail("INV-DEFER-3", "section {} is pending as [{:#x}-{:#x}) order {}, not as the data pages of its {} pgmap",
-                        nr.value(), run->start.value(), run->end.value(), run->order, memory_type_name(pgmap->type));
+            report.fail("INV-DEFER-3",
+                        "section {} is pending as [{:#x}-{:#x}) order {}, not as the data pages of its {} pgmap", nr.value(),
+                        run->start.value(), run->end.value(), run->order, memory_type_name(pgmap->type));
           pending_sections.push_back(nr.value());
         }
         auto page = m_vmemmap->read_page(first);

@@ -142,7 +142,9 @@ struct Vmemmap::Impl {
   // materialised, so they count against the budget from the start.
   std::atomic<uint64_t> pending_pages{0};  // changed under host_mutex; stats() reads it lock-free
   uint64_t compound_budget = vmemmap_detail::host_mapping_budget();
-  uint64_t compound_mappings() const { return shared_at.size() + compound_private.size() + pending_pages.load(std::memory_order_relaxed); }
+  uint64_t compound_mappings() const {
+    return shared_at.size() + compound_private.size() + pending_pages.load(std::memory_order_relaxed);
+  }
 
   uint64_t page_size() const { return uint64_t{1} << page_shift; }
   uint64_t pmd_size() const { return uint64_t{1} << pmd_shift; }
@@ -203,7 +205,8 @@ uint64_t Vmemmap::Impl::file_page_below(uint64_t kaddr) {
     if (auto it = shared_at.find(below); it != shared_at.end()) return it->second;
     Chunk* c = chunks.find(below);
     const uint8_t e = c ? c->page(page_index(*c, below)).load(std::memory_order_relaxed) : 0;
-    SPM_CHECK(vmemmap_detail::host_pending(e) && kind_of(c->pmd(pmd_index(*c, below)).load(std::memory_order_relaxed)) == Kind::Table &&
+    const bool in_table = c && kind_of(c->pmd(pmd_index(*c, below)).load(std::memory_order_relaxed)) == Kind::Table;
+    SPM_CHECK(in_table && vmemmap_detail::host_pending(e) &&
                   (vmemmap_detail::origin_of(e) == VmemmapOrigin::Shared || (e & vmemmap_detail::kPendingFile)),
               "a pending Shared vmemmap page without a shared page below it");
     if (e & vmemmap_detail::kPendingFile) {
@@ -570,10 +573,8 @@ class Vmemmap::Impl::Writer {
     const uint8_t pmd = c->pmd(m.pmd_index(*c, below)).load(std::memory_order_relaxed);
     if (kind_of(pmd) != Kind::Table) return false;
     const uint8_t e = c->page(m.page_index(*c, below)).load(std::memory_order_relaxed);
-    const bool file_page = vmemmap_detail::host_pending(e)
-                               ? vmemmap_detail::origin_of(e) == VmemmapOrigin::Shared || (e & vmemmap_detail::kPendingFile)
-                               : m.shared_at.count(below) != 0;
-    return file_page;
+    if (!vmemmap_detail::host_pending(e)) return m.shared_at.count(below) != 0;
+    return vmemmap_detail::origin_of(e) == VmemmapOrigin::Shared || (e & vmemmap_detail::kPendingFile);
   }
 
   // compound_units()/compound_reuse() for the model only: the same pages, origins and budget,
@@ -806,7 +807,8 @@ class Vmemmap::Impl::Writer {
 };
 
 Vmemmap::Vmemmap(const ArchProfile& arch, const Behaviour& behaviour, KernelLog& log, VmemmapConfig config)
-    : m_arch(arch), m_behaviour(behaviour), m_log(log), m_config(config), m_impl(std::make_unique<Impl>(arch, config.pending_memmaps)),
+    : m_arch(arch), m_behaviour(behaviour), m_log(log), m_config(config),
+      m_impl(std::make_unique<Impl>(arch, config.pending_memmaps)),
       m_deferred(std::make_unique<Deferred>(arch.nr_mem_sections())) {
   const long host_page = sysconf(_SC_PAGESIZE);
   SPM_CHECK(host_page > 0 && arch.page_size() % static_cast<uint64_t>(host_page) == 0,

@@ -463,7 +463,8 @@ INSTANTIATE_TEST_SUITE_P(Orders, CompoundDedup,
                                            DedupCase{18, 2, true}, DedupCase{8, 2048, false},
                                            DedupCase{9, 1024, false}, DedupCase{18, 2, false}),
                          [](const auto& info) {
-                           return "shift" + std::to_string(info.param.shift) + (info.param.pending ? "_pending" : "_eager");
+                           return "shift" + std::to_string(info.param.shift) +
+                                  (info.param.pending ? "_pending" : "_eager");
                          });
 
 // Scenario: compound pages that do not qualify — order 7 (two vmemmap pages per unit), an altmap,
