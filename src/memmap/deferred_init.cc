@@ -236,9 +236,10 @@ Page device_memmap_page(const DeviceMemmapRun& run, Pfn pfn, VmemmapAddr head_ad
 }
 
 // memmap_init_zone_device()'s bytes for the run's part of section nr, a vmemmap page at a time
-// (pfn_to_page gives a pending compound PMD its host memory first). Every descriptor is written,
-// those behind a de-duplicated unit's aliases too: the same tail bytes again, and a later section
-// of a large unit thereby writes the tail page its aliases share.
+// (pfn_to_page gives a pending compound PMD its host memory first). A de-duplicated unit's alias
+// page is skipped when the tail page it maps was written earlier in this call; otherwise (a later
+// section of a 1 GiB unit) its descriptors are written through it: the same tail bytes, into the
+// tail page the aliases share.
 void Vmemmap::write_device_section(const DeviceMemmapRun& run, SectionNr nr) const {
   const Pfn sec = m_arch.section_nr_to_pfn(nr);
   const Pfn from = std::max(sec, run.start);
@@ -249,6 +250,13 @@ void Vmemmap::write_device_section(const DeviceMemmapRun& run, SectionNr nr) con
   Pfn unit_head(~uint64_t{0});
   for (Pfn pfn = from; pfn < to;) {
     const uint64_t n = std::min((to - pfn).value(), per_vmemmap_page - pfn.value() % per_vmemmap_page);
+    if (origin_of(pfn) == VmemmapOrigin::Shared) {
+      const Pfn aliased = run.start + NrPages((pfn - run.start).value() & ~(unit - 1)) + NrPages(per_vmemmap_page);
+      if (aliased >= from && aliased < pfn) {
+        pfn += NrPages(n);
+        continue;
+      }
+    }
     Page* out = raw_page(pfn);
     for (uint64_t i = 0; i < n; ++i, ++pfn) {
       const Pfn h = run.start + NrPages((pfn - run.start).value() & ~(unit - 1));
