@@ -180,21 +180,20 @@ struct Vmemmap::Impl {
   // The budget was charged when the pages were marked, so the host only refuses on exhaustion.
   void materialize_pmd(Chunk& c, uint64_t idx);
   uint64_t file_page_below(uint64_t kaddr);
-  // materialize_pmd() of the PMD holding kaddr when the page there is host-pending. Thread-safe.
-  void ensure_host(uint64_t kaddr);
+  // materialize_pmd() of the PMD holding kaddr (in chunk c) when the page there is host-pending.
+  // Thread-safe.
+  void ensure_host(Chunk& c, uint64_t kaddr);
 
   class Writer;
 };
 
-void Vmemmap::Impl::ensure_host(uint64_t kaddr) {
-  Chunk* c = chunks.find(kaddr);
-  if (!c) return;
-  const uint64_t idx = pmd_index(*c, kaddr);
-  if (kind_of(c->pmd(idx).load(std::memory_order_acquire)) != Kind::Table) return;
-  auto& entry = c->page(page_index(*c, kaddr));
+void Vmemmap::Impl::ensure_host(Chunk& c, uint64_t kaddr) {
+  const uint64_t idx = pmd_index(c, kaddr);
+  if (kind_of(c.pmd(idx).load(std::memory_order_acquire)) != Kind::Table) return;
+  auto& entry = c.page(page_index(c, kaddr));
   if (!vmemmap_detail::host_pending(entry.load(std::memory_order_acquire))) return;
   vmemmap_detail::MutexLock g(host_mutex);
-  if (vmemmap_detail::host_pending(entry.load(std::memory_order_relaxed))) materialize_pmd(*c, idx);
+  if (vmemmap_detail::host_pending(entry.load(std::memory_order_relaxed))) materialize_pmd(c, idx);
 }
 
 uint64_t Vmemmap::Impl::file_page_below(uint64_t kaddr) {
@@ -939,7 +938,7 @@ Page* Vmemmap::raw_page(Pfn pfn) const {
     c = *r;
   }
   // A pointer is about to be handed out: a pending compound PMD gets its host memory now.
-  m_impl->ensure_host(kaddr);
+  m_impl->ensure_host(*c, kaddr);
   return reinterpret_cast<Page*>(m_impl->host(*c, kaddr));
 }
 
@@ -1022,15 +1021,15 @@ Result<Page> Vmemmap::read_page(Pfn pfn) const {
 Result<Page*> Vmemmap::writable_page(Pfn pfn) {
   const uint64_t kaddr = page_addr(pfn).value();
   deferred_init_range(pfn, NrPages(1));
-  const Chunk* c = m_impl->chunks.find(kaddr);
+  Chunk* c = m_impl->chunks.find(kaddr);
   if (!c || !m_impl->mapped_at(*c, kaddr)) return fail(Errno::Fault, oops_text(m_arch, kaddr));
-  m_impl->ensure_host(kaddr);
+  m_impl->ensure_host(*c, kaddr);
   return reinterpret_cast<Page*>(m_impl->host(*c, kaddr));
 }
 
 Result<std::span<Page>> Vmemmap::writable_run(Pfn pfn, uint64_t max_pages) {
   const uint64_t kaddr = page_addr(pfn).value();
-  const Chunk* c = m_impl->chunks.find(kaddr);
+  Chunk* c = m_impl->chunks.find(kaddr);
   if (!c || !m_impl->mapped_at(*c, kaddr)) return fail(Errno::Fault, oops_text(m_arch, kaddr));
   // A huge PMD maps its whole 2 MiB at once; a base mapping only its own page.
   const bool huge = kind_of(c->pmd(m_impl->pmd_index(*c, kaddr)).load(std::memory_order_acquire)) == Kind::Huge;
@@ -1038,7 +1037,7 @@ Result<std::span<Page>> Vmemmap::writable_run(Pfn pfn, uint64_t max_pages) {
   const uint64_t left = (span - (kaddr - c->kernel_base()) % span) / STRUCT_PAGE_SIZE;
   const uint64_t n = std::min(left, max_pages);
   deferred_init_range(pfn, NrPages(n));
-  m_impl->ensure_host(kaddr);
+  m_impl->ensure_host(*c, kaddr);
   return std::span<Page>(reinterpret_cast<Page*>(m_impl->host(*c, kaddr)), n);
 }
 
