@@ -92,6 +92,8 @@ Result<FsNode> VirtualFs::lookup(std::string_view path) const {
     owned = std::move(next);
     cur = &*owned;
   }
+  // The last node a lookup created is handed over, not copied (its functions own captures).
+  if (owned) return std::move(*owned);
   return *cur;
 }
 
