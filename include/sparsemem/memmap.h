@@ -156,8 +156,10 @@ Page device_memmap_page(const DeviceMemmapRun& run, Pfn pfn, VmemmapAddr head_ad
 // serialised by the caller. pfn_to_page, page_to_pfn, host_address, descriptor_mapped, mapping_of,
 // origin_of, read_page, deferred_run and stats are lock-free once the 1 GiB chunk holding the address has been reserved
 // (pfn_to_page reserves a missing chunk under an internal mutex; out-of-window chunks are always
-// looked up under it). depopulate waits for every read_page in flight before it unmaps, so
-// read_page never faults; a raw Page* from pfn_to_page carries no such protection.
+// looked up under it; the first pfn_to_page of a pending section or host-pending PMD writes or maps
+// it under the pending mutexes, which later callers pass without waiting). depopulate waits for
+// every read_page in flight before it unmaps, so read_page never faults; a raw Page* from
+// pfn_to_page carries no such protection.
 class Vmemmap {
  public:
   // Kernel addresses are split into 1 GiB chunks; a chunk's host range is reserved on first use.
