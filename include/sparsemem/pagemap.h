@@ -267,8 +267,8 @@ Result<void> mhp_range_allowed(const ArchProfile& arch, Pfn memstart_pfn, PhysAd
 // and marks each pageblock MOVABLE; logs the kernel's debug line. Writes go through the checked path: -EFAULT with the oops
 // text when a descriptor is not mapped (seed 004's fault); pages before it stay initialised.
 // With may_defer (KernelConfig::deferred_struct_page_init), the descriptors are recorded as a
-// pending DeviceMemmapRun instead when Vmemmap::defer_device() takes them and no section of the
-// range is EARLY (whose memmap outlives the range, seed 004); the result is the same either way.
+// pending DeviceMemmapRun instead when Vmemmap::defer_device() takes them; the result is the same
+// either way (a removal that keeps the memmap, as an EARLY section's, writes them first).
 // Requires: the hotplug lock (or exclusive ownership of the range's memmap).
 Result<void> memmap_init_zone_device(Vmemmap& vmemmap, SectionTable& sections, const Behaviour& behaviour,
                                      const DevPagemap& pgmap, unsigned range, unsigned nid, KernelLog& log,

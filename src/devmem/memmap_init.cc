@@ -102,17 +102,6 @@ struct StoreFence {
   ~StoreFence() { store_fence(); }
 };
 
-// Can the range's descriptors be pending (memmap.h, DeviceMemmapRun)? Not in an EARLY section:
-// its boot memmap stays when the range goes, holding the device bytes (seed 004's walker reads them).
-bool may_be_pending(const SectionTable& sections, const ArchProfile& arch, Pfn start, Pfn end) {
-  const SectionNr last = arch.pfn_to_section_nr(end - NrPages(1));
-  for (SectionNr nr = arch.pfn_to_section_nr(start); nr <= last; nr = nr.next()) {
-    const MemSection* ms = sections.find(nr);
-    if (!ms || ms->flags().has(SectionFlag::Early)) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 Result<void> memmap_init_altmap_area(Vmemmap& vmemmap, SectionTable& sections, const Behaviour& behaviour,
@@ -152,7 +141,7 @@ Result<void> memmap_init_zone_device(Vmemmap& vmemmap, SectionTable& sections, c
   const bool may_dedup = vmemmap_can_optimize(arch, pgmap.altmap_valid() ? &pgmap.altmap : nullptr, per_compound);
 
   const DeviceMemmapRun run{start, end, order, zone_device_template(nid, pgmap, behaviour)};
-  if (may_defer && may_be_pending(sections, arch, start, end) && vmemmap.defer_device(run)) {
+  if (may_defer && vmemmap.defer_device(run)) {
     // Nothing written: read_page answers from the run, the first access writes it.
   } else if (order == 0) {
     SPM_TRY(store_descriptors(vmemmap, start, (end - start).value(), run.base));

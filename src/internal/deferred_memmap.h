@@ -53,8 +53,10 @@ struct Vmemmap::Deferred {
   std::unique_ptr<std::atomic<DeviceMemmapRun*>[]> run_blocks;  // kMaxRuns >> kRunBlockBits
   std::vector<std::unique_ptr<DeviceMemmapRun[]>> run_owners;    // under `mutex`
   uint32_t nr_runs = 0;                                          // under `mutex`
-  std::atomic<uint64_t> pending{0};         // every pending section
-  std::atomic<uint64_t> device_pending{0};  // the device-pending ones among them
+  // Each counted on its own, so a reader never derives one from two loads a writer changes between.
+  std::atomic<uint64_t> pending{0};         // every pending section (the readers' fast path)
+  std::atomic<uint64_t> run_pending{0};     // those pending with a DeferredSectionRun
+  std::atomic<uint64_t> device_pending{0};  // those pending with a DeviceMemmapRun
   std::mutex mutex;
 };
 

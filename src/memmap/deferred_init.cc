@@ -61,6 +61,7 @@ void Vmemmap::Deferred::store(SectionNr nr, uint32_t state) {
     if (!was && is) n.fetch_add(1, std::memory_order_release);
   };
   count(pending, old & kPending, state & kPending);
+  count(run_pending, (old & kPending) && !(old & kDevice), (state & kPending) && !(state & kDevice));
   count(device_pending, (old & kPending) && (old & kDevice), (state & kPending) && (state & kDevice));
 }
 
@@ -78,9 +79,7 @@ void Vmemmap::defer_sections(const DeferredSectionRun& run) {
   }
 }
 
-uint64_t Vmemmap::deferred_pending_sections() const {
-  return m_deferred->pending.load(std::memory_order_acquire) - m_deferred->device_pending.load(std::memory_order_acquire);
-}
+uint64_t Vmemmap::deferred_pending_sections() const { return m_deferred->run_pending.load(std::memory_order_acquire); }
 
 uint64_t Vmemmap::device_pending_sections() const { return m_deferred->device_pending.load(std::memory_order_acquire); }
 

@@ -1001,11 +1001,18 @@ Result<Page> Vmemmap::read_page(Pfn pfn) const {
   const uint64_t kaddr = page_addr(pfn).value();
   vmemmap_detail::ReaderGate::Guard guard(m_impl->gate);
   const Chunk* c = m_impl->chunks.find(kaddr);
-  if (!c || !m_impl->mapped_at(*c, kaddr)) return fail(Errno::Fault, oops_text(m_arch, kaddr));
+  if (!c) return fail(Errno::Fault, oops_text(m_arch, kaddr));
+  // mapped_at(), keeping the page entry for the host-pending test below.
+  const uint8_t pmd = c->pmd(m_impl->pmd_index(*c, kaddr)).load(std::memory_order_acquire);
+  const uint8_t entry =
+      kind_of(pmd) == Kind::Table ? c->page(m_impl->page_index(*c, kaddr)).load(std::memory_order_acquire) : 0;
+  if (kind_of(pmd) != Kind::Huge && kind_of(entry) != Kind::Base) return fail(Errno::Fault, oops_text(m_arch, kaddr));
   // A reader needs the bytes, not their memory: a pending section answers from its run, and a
   // host-pending page holds what fresh memory would (nothing writes one before materialising it).
   if (const std::optional<Page> pending = pending_descriptor(pfn)) return *pending;
-  if (kind_of(c->pmd(m_impl->pmd_index(*c, kaddr)).load(std::memory_order_acquire)) == Kind::Table &&
+  // Loaded again after the section's word: a materialiser clears the page's mark before it writes
+  // the section and clears the word, so an entry loaded first could be stale here.
+  if (vmemmap_detail::host_pending(entry) &&
       vmemmap_detail::host_pending(c->page(m_impl->page_index(*c, kaddr)).load(std::memory_order_acquire)))
     return Page{};
   // Word-sized relaxed loads: a pfn walker's read races with descriptor writers by design.

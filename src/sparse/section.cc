@@ -387,6 +387,8 @@ void SectionTable::section_deactivate(Pfn start, NrPages n, VmemAltmap* altmap, 
     unmaps.push_back({section_start, m_arch.pages_per_section(), nullptr});  // the whole boot memmap
   else if (!rule.partial_remove_keeps_memmap)
     unmaps.push_back({start, n, altmap});
+  else
+    m_vmemmap.deferred_init_range(start, n);  // the memmap outlives the range: pending bytes become real
   if (empty) ms->m_flags.store(0, std::memory_order_release);
 }
 
